@@ -1,0 +1,1 @@
+"""The published configurations and small ones for the synthetic set and tests (YAML)."""

@@ -1,0 +1,64 @@
+"""Config loading: the published configs load unchanged, typos are named, overrides apply."""
+
+import pytest
+
+from coseg_tf import config as cfg
+
+PUBLISHED = ["vox-256-sem-5segments", "vox-256-sem-10segments", "vox-256-sem-15segments", "taichi-256-sem"]
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_published_configs_load_with_paper_values(name):
+    c = cfg.load_config(cfg.packaged_config_path(name))
+    assert c["dataset_params"]["frame_shape"] == [256, 256, 3]
+    assert c["dataset_params"]["id_sampling"] is True
+    seg = cfg.segmenter_kwargs(c)
+    assert seg["temperature"] == 0.1 and seg["scale_factor"] == 0.25 and seg["num_blocks"] == 5
+    assert seg["estimate_affine_part"] is True
+    gen = cfg.generator_kwargs(c)
+    assert gen["num_bottleneck_blocks"] == 6 and gen["estimate_visibility"] is True
+    assert c["train_params"]["num_repeats"] == 50
+    assert c["train_params"]["num_epochs"] == (10 if name.startswith("taichi") else 5)
+    expected_k = {"vox-256-sem-5segments": 5, "vox-256-sem-15segments": 15}.get(name, 10)
+    assert seg["num_segments"] == gen["num_segments"] == expected_k
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(cfg.ConfigError, match="train_params.transform_params.sigma_afine"):
+        cfg.build_config({"train_params": {"transform_params": {"sigma_afine": 0.1}}})
+
+
+def test_both_learning_rate_spellings_are_accepted():
+    a = cfg.build_config({"train_params": {"lr_segmentation_module": 1e-3, "lr_reconstruction_module": 2e-3}})
+    b = cfg.build_config({"train_params": {"lr_segmentation": 1e-3, "lr_reconstruction": 2e-3}})
+    assert a == b and a["train_params"]["lr_segmentation"] == 1e-3
+
+
+def test_overrides_parse_yaml_values_and_reject_unknown_keys():
+    c = cfg.build_config({}, ["train_params.batch_size=8", "train_params.scales=[1, 0.5]"])
+    assert c["train_params"]["batch_size"] == 8 and c["train_params"]["scales"] == [1, 0.5]
+    with pytest.raises(cfg.ConfigError, match="train_params.batch"):
+        cfg.build_config({}, ["train_params.batch=8"])
+    with pytest.raises(cfg.ConfigError, match="not of the form"):
+        cfg.build_config({}, ["train_params.batch_size"])
+
+
+@pytest.mark.parametrize("variant,affine,visibility,stop,motion", [
+    ("naive", False, False, True, False),
+    ("shift_only", False, False, True, True),
+    ("affine_only", True, False, True, True),
+    ("v_backprop", True, True, False, True),
+    ("full", True, True, True, True),
+])
+def test_variant_sets_module_flags(variant, affine, visibility, stop, motion):
+    c = cfg.build_config({"model_params": {"variant": variant}})
+    assert cfg.segmenter_kwargs(c)["estimate_affine_part"] is affine
+    gen = cfg.generator_kwargs(c)
+    assert (gen["estimate_visibility"], gen["visibility_stop_gradient"], gen["use_motion"]) == (visibility, stop, motion)
+
+
+def test_bad_variant_and_missing_file():
+    with pytest.raises(cfg.ConfigError, match="variant"):
+        cfg.build_config({"model_params": {"variant": "fancy"}})
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        cfg.load_config("nope.yaml")
