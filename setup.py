@@ -24,7 +24,7 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "tensorboard>=2.20"],
+        "test": ["pytest>=8", "tensorboard==2.21.0", "ruff==0.17.5"],
     },
     entry_points={"console_scripts": []},
 )

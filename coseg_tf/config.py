@@ -9,7 +9,8 @@ is an error naming its dotted path, because a typo silently ignored costs a trai
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
@@ -87,16 +88,21 @@ _SEGMENTER_KEYS = ("num_segments", "num_channels", "estimate_affine_part", "sync
 _GENERATOR_KEYS = ("num_segments", "num_channels", "sync_batch_norm")
 
 _VARIANT_FLAGS = {
-    "naive": dict(estimate_affine_part=False, estimate_visibility=False,
-                  visibility_stop_gradient=True, use_motion=False),
-    "shift_only": dict(estimate_affine_part=False, estimate_visibility=False,
-                       visibility_stop_gradient=True, use_motion=True),
-    "affine_only": dict(estimate_affine_part=True, estimate_visibility=False,
-                        visibility_stop_gradient=True, use_motion=True),
-    "v_backprop": dict(estimate_affine_part=True, estimate_visibility=True,
-                       visibility_stop_gradient=False, use_motion=True),
-    "full": dict(estimate_affine_part=True, estimate_visibility=True,
-                 visibility_stop_gradient=True, use_motion=True),
+    "naive": dict(
+        estimate_affine_part=False, estimate_visibility=False, visibility_stop_gradient=True, use_motion=False
+    ),
+    "shift_only": dict(
+        estimate_affine_part=False, estimate_visibility=False, visibility_stop_gradient=True, use_motion=True
+    ),
+    "affine_only": dict(
+        estimate_affine_part=True, estimate_visibility=False, visibility_stop_gradient=True, use_motion=True
+    ),
+    "v_backprop": dict(
+        estimate_affine_part=True, estimate_visibility=True, visibility_stop_gradient=False, use_motion=True
+    ),
+    "full": dict(
+        estimate_affine_part=True, estimate_visibility=True, visibility_stop_gradient=True, use_motion=True
+    ),
 }
 
 
@@ -135,12 +141,15 @@ def _validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"dataset_params.frame_shape must be [height, width, 3], got {shape!r}")
     n_perceptual = len(config["train_params"]["loss_weights"]["perceptual"])
     if n_perceptual != 5:
-        raise ConfigError("train_params.loss_weights.perceptual needs 5 weights "
-                          f"(VGG19 relu1_1..relu5_1), got {n_perceptual}")
+        raise ConfigError(
+            "train_params.loss_weights.perceptual needs 5 weights "
+            f"(VGG19 relu1_1..relu5_1), got {n_perceptual}"
+        )
 
 
-def build_config(given: Mapping[str, Any] | None = None,
-                 overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+def build_config(
+    given: Mapping[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Validates `given` against the schema, fills defaults and applies `key=value` overrides."""
     config = _merge(DEFAULTS, given or {}, "")
     for override in overrides:

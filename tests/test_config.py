@@ -43,18 +43,25 @@ def test_overrides_parse_yaml_values_and_reject_unknown_keys():
         cfg.build_config({}, ["train_params.batch_size"])
 
 
-@pytest.mark.parametrize("variant,affine,visibility,stop,motion", [
-    ("naive", False, False, True, False),
-    ("shift_only", False, False, True, True),
-    ("affine_only", True, False, True, True),
-    ("v_backprop", True, True, False, True),
-    ("full", True, True, True, True),
-])
+@pytest.mark.parametrize(
+    "variant,affine,visibility,stop,motion",
+    [
+        ("naive", False, False, True, False),
+        ("shift_only", False, False, True, True),
+        ("affine_only", True, False, True, True),
+        ("v_backprop", True, True, False, True),
+        ("full", True, True, True, True),
+    ],
+)
 def test_variant_sets_module_flags(variant, affine, visibility, stop, motion):
     c = cfg.build_config({"model_params": {"variant": variant}})
     assert cfg.segmenter_kwargs(c)["estimate_affine_part"] is affine
     gen = cfg.generator_kwargs(c)
-    assert (gen["estimate_visibility"], gen["visibility_stop_gradient"], gen["use_motion"]) == (visibility, stop, motion)
+    assert (gen["estimate_visibility"], gen["visibility_stop_gradient"], gen["use_motion"]) == (
+        visibility,
+        stop,
+        motion,
+    )
 
 
 def test_bad_variant_and_missing_file():
