@@ -1,0 +1,232 @@
+"""Building blocks of both modules (Sup. Mat. A): conv blocks, residual blocks, the hourglass.
+
+Attribute names mirror the original's module names (`conv`, `norm`, `down_blocks`, ...),
+so that `coseg_tf.weights` maps a PyTorch state dict onto these layers by path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+# PyTorch's default conv initialisation (kaiming-uniform with a = sqrt(5)): U(+-1/sqrt(fan_in)).
+TORCH_CONV_INIT = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"},
+}
+
+
+def conv2d(filters: int, kernel_size: int, name: str, **kwargs: Any) -> keras.layers.Conv2D:
+    """A stride-1 conv with zero 'same' padding, as the original's odd kernels with k//2 padding."""
+    kwargs.setdefault("kernel_initializer", keras.initializers.get(TORCH_CONV_INIT))
+    return keras.layers.Conv2D(filters, kernel_size, padding="same", name=name, **kwargs)
+
+
+def batch_norm(sync: bool, name: str) -> keras.layers.BatchNormalization:
+    """Batch norm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5)."""
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=sync, name=name)
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class ConvBlock(keras.layers.Layer):
+    """conv - bn - relu, optionally after a nearest x2 upsampling or before a 2x2 average pool.
+
+    `resample` None is the original's SameBlock2d, "down" its DownBlock2d, "up" its UpBlock2d.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        resample: str | None = None,
+        sync_batch_norm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if resample not in (None, "down", "up"):
+            raise ValueError(f"resample must be None, 'down' or 'up', got {resample!r}")
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.resample = resample
+        self.sync_batch_norm = sync_batch_norm
+        self.conv = conv2d(filters, kernel_size, name="conv")
+        self.norm = batch_norm(sync_batch_norm, name="norm")
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if self.resample == "up":
+            x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # nearest x2
+        x = tf.nn.relu(self.norm(self.conv(x), training=training))
+        if self.resample == "down":
+            x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "resample": self.resample,
+            "sync_batch_norm": self.sync_batch_norm,
+        }
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class ResBlock2d(keras.layers.Layer):
+    """Pre-activation residual block: bn - relu - conv - bn - relu - conv, plus the input."""
+
+    def __init__(
+        self, features: int, kernel_size: int = 3, sync_batch_norm: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.features = features
+        self.kernel_size = kernel_size
+        self.sync_batch_norm = sync_batch_norm
+        self.norm1 = batch_norm(sync_batch_norm, name="norm1")
+        self.conv1 = conv2d(features, kernel_size, name="conv1")
+        self.norm2 = batch_norm(sync_batch_norm, name="norm2")
+        self.conv2 = conv2d(features, kernel_size, name="conv2")
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        out = self.conv1(tf.nn.relu(self.norm1(x, training=training)))
+        out = self.conv2(tf.nn.relu(self.norm2(out, training=training)))
+        return out + x
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "features": self.features,
+            "kernel_size": self.kernel_size,
+            "sync_batch_norm": self.sync_batch_norm,
+        }
+
+
+def _hourglass_width(block_expansion: int, max_features: int, level: int) -> int:
+    return min(max_features, block_expansion * (2**level))
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class HourglassEncoder(keras.layers.Layer):
+    """`num_blocks` down blocks; returns the input and every block's output (the skips)."""
+
+    def __init__(
+        self,
+        block_expansion: int,
+        max_features: int,
+        num_blocks: int,
+        sync_batch_norm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.block_expansion = block_expansion
+        self.max_features = max_features
+        self.num_blocks = num_blocks
+        self.sync_batch_norm = sync_batch_norm
+        self.down_blocks = [
+            ConvBlock(
+                _hourglass_width(block_expansion, max_features, i + 1),
+                3,
+                "down",
+                sync_batch_norm,
+                name=f"down_blocks_{i}",
+            )
+            for i in range(num_blocks)
+        ]
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
+        outs = [x]
+        for block in self.down_blocks:
+            outs.append(block(outs[-1], training=training))
+        return outs
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "block_expansion": self.block_expansion,
+            "max_features": self.max_features,
+            "num_blocks": self.num_blocks,
+            "sync_batch_norm": self.sync_batch_norm,
+        }
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class HourglassDecoder(keras.layers.Layer):
+    """`num_blocks` up blocks, each followed by concatenation [upsampled, skip]."""
+
+    def __init__(
+        self,
+        block_expansion: int,
+        max_features: int,
+        num_blocks: int,
+        sync_batch_norm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.block_expansion = block_expansion
+        self.max_features = max_features
+        self.num_blocks = num_blocks
+        self.sync_batch_norm = sync_batch_norm
+        self.up_blocks = [
+            ConvBlock(
+                _hourglass_width(block_expansion, max_features, level),
+                3,
+                "up",
+                sync_batch_norm,
+                name=f"up_blocks_{i}",
+            )
+            for i, level in enumerate(reversed(range(num_blocks)))
+        ]
+
+    def call(self, skips: list[tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        skips = list(skips)
+        out = skips.pop()
+        for block in self.up_blocks:
+            out = tf.concat([block(out, training=training), skips.pop()], axis=-1)
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "block_expansion": self.block_expansion,
+            "max_features": self.max_features,
+            "num_blocks": self.num_blocks,
+            "sync_batch_norm": self.sync_batch_norm,
+        }
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class Hourglass(keras.layers.Layer):
+    """The U-Net of the segmenter (Sup. Mat. A); its output has block_expansion + input channels."""
+
+    def __init__(
+        self,
+        block_expansion: int,
+        max_features: int,
+        num_blocks: int,
+        sync_batch_norm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.block_expansion = block_expansion
+        self.max_features = max_features
+        self.num_blocks = num_blocks
+        self.sync_batch_norm = sync_batch_norm
+        self.encoder = HourglassEncoder(
+            block_expansion, max_features, num_blocks, sync_batch_norm, name="encoder"
+        )
+        self.decoder = HourglassDecoder(
+            block_expansion, max_features, num_blocks, sync_batch_norm, name="decoder"
+        )
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        return self.decoder(self.encoder(x, training=training), training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "block_expansion": self.block_expansion,
+            "max_features": self.max_features,
+            "num_blocks": self.num_blocks,
+            "sync_batch_norm": self.sync_batch_norm,
+        }

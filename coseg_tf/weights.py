@@ -1,0 +1,189 @@
+"""Weights of the original PyTorch implementation: state dicts onto our Keras modules.
+
+Two checkpoint layouts are read: the paper's own (`segmentation_module`,
+`reconstruction_module`) and First Order Motion Model's (`kp_detector`, `generator`), which
+the paper fine-tunes from. A state-dict key is resolved on the Keras module by its path
+(`predictor.encoder.down_blocks.0.conv.weight`), because our attribute names mirror the
+original's; every error names the key at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import keras
+import numpy as np
+
+from coseg_tf import geometry
+
+# FOMM's names for the segmenter's heads.
+_FOMM_SEGMENTER_NAMES = {"kp": "shift", "jacobian": "affine", "semantic_seg": "segmentation"}
+# FOMM networks that have no counterpart here (the dense motion network is replaced by Eq. 2-4).
+_FOMM_ONLY_PREFIXES = ("dense_motion_network.",)
+_BATCH_NORM_PARAMS = {
+    "weight": "gamma",
+    "bias": "beta",
+    "running_mean": "moving_mean",
+    "running_var": "moving_variance",
+}
+
+
+class WeightImportError(ValueError):
+    """A state dict that does not fit the model (unknown key, wrong shape)."""
+
+
+@dataclasses.dataclass
+class ImportReport:
+    """What a weight import did: keys loaded, keys ignored, and weights left at initialisation."""
+
+    loaded: list[str] = dataclasses.field(default_factory=list)
+    ignored: list[str] = dataclasses.field(default_factory=list)
+    missing: list[str] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"loaded {len(self.loaded)} arrays"
+        if self.ignored:
+            text += f"; ignored {len(self.ignored)} with no counterpart ({', '.join(self.ignored[:5])}...)"
+        if self.missing:
+            text += f"; left at initialisation: {', '.join(self.missing)}"
+        return text
+
+
+def _resolve(module: keras.layers.Layer, path: list[str], key: str) -> Any:
+    node: Any = module
+    for part in path:
+        if part.isdigit() and isinstance(node, list | tuple):
+            index = int(part)
+            if index >= len(node):
+                raise WeightImportError(
+                    f"state-dict key '{key}': index {index} out of range "
+                    f"(the model has {len(node)} blocks there)"
+                )
+            node = node[index]
+        elif getattr(node, part, None) is not None:
+            node = getattr(node, part)
+        else:
+            raise WeightImportError(
+                f"state-dict key '{key}' has no counterpart in {module.name} "
+                f"(no '{part}' in {type(node).__name__})"
+            )
+    return node
+
+
+def _to_keras(layer: Any, param: str, value: np.ndarray, key: str) -> tuple[Any, np.ndarray]:
+    if isinstance(layer, keras.layers.Conv2D):
+        if param == "weight":
+            return layer.kernel, np.transpose(value, (2, 3, 1, 0))  # [out,in,kh,kw] -> [kh,kw,in,out]
+        if param == "bias":
+            return layer.bias, value
+    elif isinstance(layer, keras.layers.BatchNormalization) and param in _BATCH_NORM_PARAMS:
+        return getattr(layer, _BATCH_NORM_PARAMS[param]), value
+    raise WeightImportError(
+        f"state-dict key '{key}': parameter '{param}' does not fit {type(layer).__name__}"
+    )
+
+
+def _keras_path(key: str, fomm: bool) -> list[str]:
+    parts = key.split(".")
+    if parts[0] == "bottleneck" and re.fullmatch(r"r\d+", parts[1]):
+        parts[1] = parts[1][1:]
+    if fomm and parts[0] in _FOMM_SEGMENTER_NAMES:
+        parts[0] = _FOMM_SEGMENTER_NAMES[parts[0]]
+    return parts
+
+
+def assign_state_dict(
+    module: keras.Model,
+    state_dict: dict[str, np.ndarray],
+    *,
+    fomm: bool = False,
+    report: ImportReport | None = None,
+) -> ImportReport:
+    """Copies a PyTorch state dict onto a built module; returns what was loaded and what not."""
+    if not module.built:
+        raise WeightImportError(f"{module.name} must be built (called once) before importing weights")
+    report = report or ImportReport()
+    assigned: set[int] = set()
+    for key, value in state_dict.items():
+        value = np.asarray(value)
+        if key.endswith("num_batches_tracked"):
+            continue
+        if fomm and key.startswith(_FOMM_ONLY_PREFIXES):
+            report.ignored.append(key)
+            continue
+        if key == "down.weight":
+            _check_antialias_kernel(module, value, key)
+            continue
+        *path, param = _keras_path(key, fomm)
+        variable, array = _to_keras(_resolve(module, path, key), param, value, key)
+        if tuple(variable.shape) != array.shape:
+            raise WeightImportError(
+                f"state-dict key '{key}': shape {tuple(value.shape)} does not fit the "
+                f"model's {tuple(variable.shape)} (after layout change); "
+                "do the config's num_segments and widths match the checkpoint?"
+            )
+        variable.assign(array.astype(variable.dtype))
+        assigned.add(id(variable))
+        report.loaded.append(key)
+    for variable in module.weights:
+        if id(variable) not in assigned and "seed_generator" not in variable.path:
+            report.missing.append(variable.path)
+    return report
+
+
+def _check_antialias_kernel(module: keras.Model, value: np.ndarray, key: str) -> None:
+    scale = getattr(module, "scale_factor", 1)
+    if scale == 1:
+        raise WeightImportError(
+            f"state-dict key '{key}': the checkpoint downsamples its input but the config's scale_factor is 1"
+        )
+    expected, _ = geometry.gaussian_kernel(scale)
+    if value.shape[-2:] != expected.shape or not np.allclose(value[0, 0], expected, atol=1e-6):
+        raise WeightImportError(
+            f"state-dict key '{key}': anti-aliasing kernel of shape {value.shape} "
+            f"does not match scale_factor {scale}"
+        )
+
+
+def split_checkpoint(checkpoint: dict[str, Any], path: str) -> tuple[dict, dict, bool]:
+    """(segmenter state dict, generator state dict, is_fomm) of an original checkpoint object."""
+    if "segmentation_module" in checkpoint and "reconstruction_module" in checkpoint:
+        return checkpoint["segmentation_module"], checkpoint["reconstruction_module"], False
+    if "kp_detector" in checkpoint and "generator" in checkpoint:
+        return checkpoint["kp_detector"], checkpoint["generator"], True
+    raise WeightImportError(
+        f"{path}: neither the paper's layout (segmentation_module, "
+        "reconstruction_module) nor FOMM's (kp_detector, generator); "
+        f"top-level keys: {sorted(checkpoint)}"
+    )
+
+
+def read_original_checkpoint(path: str) -> dict[str, Any]:
+    """Reads an original checkpoint: a `.pth.tar`/`.pth` (without PyTorch) or an `.npz`.
+
+    An `.npz` holds `<module>/<state-dict key>` arrays, module being one of the layouts' names.
+    """
+    if path.endswith(".npz"):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "rb") as f:
+            arrays = dict(np.load(f, allow_pickle=False))
+        nested: dict[str, dict[str, np.ndarray]] = {}
+        for name, value in arrays.items():
+            module, _, key = name.partition("/")
+            nested.setdefault(module, {})[key] = value
+        return nested
+    from coseg_tf.pth_reader import read_torch_checkpoint
+
+    return read_torch_checkpoint(path)
+
+
+def load_original_weights(segmenter: keras.Model, generator: keras.Model | None, path: str) -> ImportReport:
+    """Loads an original checkpoint into built modules; the generator may be None (inference)."""
+    seg_state, gen_state, fomm = split_checkpoint(read_original_checkpoint(path), path)
+    report = assign_state_dict(segmenter, seg_state, fomm=fomm)
+    if generator is not None:
+        assign_state_dict(generator, gen_state, fomm=fomm, report=report)
+    return report
