@@ -1,0 +1,172 @@
+"""Training losses (Sec. 3.3): multi-scale perceptual loss (Eq. 6) and the equivariance loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from coseg_tf import geometry
+
+VGG_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+# keras.applications' VGG19 ImageNet weights expect Caffe inputs: BGR, 0-255, mean removed.
+_CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+# Added to the thin-plate-spline distance inside the log, as the original.
+_TPS_EPS = 1e-6
+
+
+def image_pyramid(image: tf.Tensor, scales: list[float] | tuple[float, ...]) -> dict[str, tf.Tensor]:
+    """The anti-aliased pyramid the perceptual loss compares, keyed `prediction_<scale>`."""
+    return {f"prediction_{scale}": geometry.antialias_downsample(image, scale) for scale in scales}
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class PerceptualLoss(keras.layers.Layer):
+    """Eq. (6) at every pyramid scale: weighted L1 between VGG19 relu1_1..relu5_1 features.
+
+    `vgg_weights` is "imagenet" (keras.applications downloads them on first use), a path to
+    a local VGG19 weights file, or "none" (random weights: for tests and smoke runs only).
+    """
+
+    def __init__(
+        self,
+        scales: list[float] | tuple[float, ...] = (1, 0.5, 0.25, 0.125),
+        layer_weights: list[float] | tuple[float, ...] = (10, 10, 10, 10, 10),
+        vgg_weights: str = "imagenet",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if len(layer_weights) != len(VGG_LAYERS):
+            raise ValueError(f"need {len(VGG_LAYERS)} perceptual layer weights, got {len(layer_weights)}")
+        self.scales = list(scales)
+        self.layer_weights = [float(w) for w in layer_weights]
+        self.vgg_weights = vgg_weights
+        self.vgg = self._feature_extractor(vgg_weights)
+
+    @staticmethod
+    def _feature_extractor(vgg_weights: str) -> keras.Model:
+        is_file = vgg_weights not in ("imagenet", "none")
+        if is_file and not tf.io.gfile.exists(vgg_weights):
+            raise FileNotFoundError(f"VGG19 weights file not found: {vgg_weights}")
+        vgg = keras.applications.VGG19(
+            include_top=False,
+            input_shape=(None, None, 3),
+            weights="imagenet" if vgg_weights == "imagenet" else None,
+        )
+        if is_file:
+            vgg.load_weights(vgg_weights)
+        features = keras.Model(
+            vgg.input, [vgg.get_layer(name).output for name in VGG_LAYERS], name="vgg19_features"
+        )
+        features.trainable = False
+        return features
+
+    def _features(self, image: tf.Tensor) -> list[tf.Tensor]:
+        bgr = tf.reverse(tf.cast(image, tf.float32), axis=[-1]) * 255.0 - tf.constant(_CAFFE_BGR_MEAN)
+        return self.vgg(bgr, training=False)
+
+    def call(self, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        predicted, real = image_pyramid(prediction, self.scales), image_pyramid(target, self.scales)
+        total = tf.constant(0.0)
+        for key in predicted:
+            for weight, x, y in zip(
+                self.layer_weights, self._features(predicted[key]), self._features(real[key]), strict=True
+            ):
+                total += weight * tf.reduce_mean(tf.abs(x - tf.stop_gradient(y)))
+        return total
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "scales": self.scales,
+            "layer_weights": self.layer_weights,
+            "vgg_weights": self.vgg_weights,
+        }
+
+
+class EquivarianceTransform:
+    """A random affine + thin-plate-spline warp W (Sec. 3.3, as in FOMM).
+
+    W(z) = theta[:, :2] z + theta[:, 2] + sum_i c_i d_i^2 log(d_i + 1e-6), d_i = |z - q_i|_1,
+    the TPS term added to both coordinates; q_i is a points x points grid over [-1, 1].
+    """
+
+    def __init__(self, theta: tf.Tensor, control_points: tf.Tensor, control_params: tf.Tensor) -> None:
+        self.theta = tf.convert_to_tensor(theta, tf.float32)  # [B, 2, 3]
+        self.control_points = tf.reshape(tf.convert_to_tensor(control_points, tf.float32), (1, 1, -1, 2))
+        self.control_params = tf.reshape(
+            tf.convert_to_tensor(control_params, tf.float32), (tf.shape(self.theta)[0], 1, -1)
+        )  # [B, 1, P]
+
+    @classmethod
+    def random(
+        cls,
+        batch: int | tf.Tensor,
+        sigma_affine: float,
+        sigma_tps: float,
+        points_tps: int,
+        seed: keras.random.SeedGenerator | int | None = None,
+    ) -> EquivarianceTransform:
+        """Draws theta ~ I + N(0, sigma_affine) and TPS weights ~ N(0, sigma_tps)."""
+        theta = keras.random.normal((batch, 2, 3), stddev=sigma_affine, seed=seed)
+        theta += tf.constant(np.eye(2, 3, dtype=np.float32))
+        points = geometry.make_coordinate_grid(points_tps, points_tps)
+        params = keras.random.normal((batch, 1, points_tps**2), stddev=sigma_tps, seed=seed)
+        return cls(theta, points, params)
+
+    def _tps(self, coordinates: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The TPS term at [B, N, 2] coordinates and the distances' signs: [B, N], [B, N, P, 2]."""
+        offsets = coordinates[:, :, tf.newaxis, :] - self.control_points  # [B, N, P, 2]
+        distances = tf.reduce_sum(tf.abs(offsets), axis=-1)  # [B, N, P]
+        log = tf.math.log(distances + _TPS_EPS)
+        value = tf.reduce_sum(self.control_params * distances**2 * log, axis=-1)
+        # d/dd (d^2 log(d + eps)) = 2 d log(d + eps) + d^2 / (d + eps); d/dz d = sign(z - q).
+        slope = self.control_params * (2.0 * distances * log + distances**2 / (distances + _TPS_EPS))
+        return value, slope[..., tf.newaxis] * tf.sign(offsets)
+
+    def warp_coordinates(self, coordinates: tf.Tensor) -> tf.Tensor:
+        """W at [B, N, 2] coordinates (x, y)."""
+        coordinates = tf.cast(coordinates, tf.float32)
+        out = tf.einsum("bij,bnj->bni", self.theta[:, :, :2], coordinates) + self.theta[:, tf.newaxis, :, 2]
+        tps, _ = self._tps(coordinates)
+        return out + tps[..., tf.newaxis]
+
+    def jacobian(self, coordinates: tf.Tensor) -> tf.Tensor:
+        """dW/dz at [B, N, 2] coordinates: [B, N, 2, 2], rows (Wx, Wy), columns (x, y)."""
+        _, slopes = self._tps(tf.cast(coordinates, tf.float32))
+        gradient = tf.reduce_sum(slopes, axis=2)  # [B, N, 2]: d tps / d(x, y)
+        linear = self.theta[:, tf.newaxis, :, :2]
+        return linear + gradient[:, :, tf.newaxis, :]
+
+    def transform_frame(self, frame: tf.Tensor) -> tf.Tensor:
+        """The frame warped by W (sampled at W(z) for every pixel z), border padding."""
+        height, width = frame.shape[1], frame.shape[2]
+        grid = tf.reshape(geometry.make_coordinate_grid(height, width), (1, height * width, 2))
+        grid = tf.broadcast_to(grid, (tf.shape(frame)[0], height * width, 2))
+        grid = tf.reshape(self.warp_coordinates(grid), (-1, height, width, 2))
+        return geometry.grid_sample(frame, grid, padding_mode="border")
+
+
+def equivariance_losses(
+    seg_target: dict[str, tf.Tensor],
+    transformed_seg: dict[str, tf.Tensor],
+    transform: EquivarianceTransform,
+    weight: float,
+    with_affine: bool,
+) -> dict[str, tf.Tensor]:
+    """Shift and affine equivariance (Sec. 3.3): parts found on W(X_T) map back onto X_T's.
+
+    shift: w * mean |p_T - W(p_W)|;  affine: w * mean |I - A_T^-1 J_W(p_W) A_W|.
+    """
+    losses = {}
+    warped_shift = transform.warp_coordinates(transformed_seg["shift"])
+    losses["equivariance_shift"] = weight * tf.reduce_mean(tf.abs(seg_target["shift"] - warped_shift))
+    if with_affine:
+        jacobian = transform.jacobian(transformed_seg["shift"])
+        value = tf.matmul(
+            geometry.inverse_2x2(seg_target["affine"]), tf.matmul(jacobian, transformed_seg["affine"])
+        )
+        losses["equivariance_affine"] = weight * tf.reduce_mean(tf.abs(tf.eye(2) - value))
+    return losses
