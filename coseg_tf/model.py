@@ -126,7 +126,7 @@ def build_model(config: dict[str, Any], *, seed: int | None = None) -> CosegMode
         perceptual = PerceptualLoss(
             train["scales"], train["loss_weights"]["perceptual"], train["vgg_weights"], name="perceptual"
         )
-    return CosegModel(
+    model = CosegModel(
         segmenter,
         generator,
         perceptual,
@@ -135,3 +135,5 @@ def build_model(config: dict[str, Any], *, seed: int | None = None) -> CosegMode
         seed=seed,
         name="coseg",
     )
+    model.built = True  # every sub-module is built above; the losses hold no trainable state
+    return model
