@@ -197,28 +197,24 @@ def _override_to_dict(config: Mapping[str, Any], override: str) -> dict[str, Any
     return out
 
 
+def _module_kwargs(config: Mapping[str, Any], section: str, common_keys: tuple[str, ...]) -> dict[str, Any]:
+    """A module's constructor arguments: its common keys, its own section, its variant flags."""
+    model = config["model_params"]
+    kwargs = {key: model["common_params"][key] for key in common_keys}
+    kwargs.update(model[section])
+    if model["variant"] is not None:
+        kwargs.update({k: v for k, v in _VARIANT_FLAGS[model["variant"]].items() if k in kwargs})
+    return kwargs
+
+
 def segmenter_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor arguments of `SegmentationModule` from a config, variant applied."""
-    model = config["model_params"]
-    common = model["common_params"]
-    kwargs = {key: common[key] for key in _SEGMENTER_KEYS}
-    kwargs.update(model["segmentation_module_params"])
-    if model["variant"] is not None:
-        kwargs["estimate_affine_part"] = _VARIANT_FLAGS[model["variant"]]["estimate_affine_part"]
-    return kwargs
+    return _module_kwargs(config, "segmentation_module_params", _SEGMENTER_KEYS)
 
 
 def generator_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor arguments of `ReconstructionModule` from a config, variant applied."""
-    model = config["model_params"]
-    common = model["common_params"]
-    kwargs = {key: common[key] for key in _GENERATOR_KEYS}
-    kwargs.update(model["reconstruction_module_params"])
-    if model["variant"] is not None:
-        flags = _VARIANT_FLAGS[model["variant"]]
-        for key in ("estimate_visibility", "visibility_stop_gradient", "use_motion"):
-            kwargs[key] = flags[key]
-    return kwargs
+    return _module_kwargs(config, "reconstruction_module_params", _GENERATOR_KEYS)
 
 
 def packaged_config_path(name: str) -> str:

@@ -102,13 +102,9 @@ class ResBlock2d(keras.layers.Layer):
         }
 
 
-def _hourglass_width(block_expansion: int, max_features: int, level: int) -> int:
-    return min(max_features, block_expansion * (2**level))
-
-
-@keras.saving.register_keras_serializable(package="coseg_tf")
-class HourglassEncoder(keras.layers.Layer):
-    """`num_blocks` down blocks; returns the input and every block's output (the skips)."""
+class _HourglassPart(keras.layers.Layer):
+    """The width arguments shared by the hourglass and its halves: level i has
+    min(max_features, block_expansion * 2^i) channels."""
 
     def __init__(
         self,
@@ -123,22 +119,9 @@ class HourglassEncoder(keras.layers.Layer):
         self.max_features = max_features
         self.num_blocks = num_blocks
         self.sync_batch_norm = sync_batch_norm
-        self.down_blocks = [
-            ConvBlock(
-                _hourglass_width(block_expansion, max_features, i + 1),
-                3,
-                "down",
-                sync_batch_norm,
-                name=f"down_blocks_{i}",
-            )
-            for i in range(num_blocks)
-        ]
 
-    def call(self, x: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
-        outs = [x]
-        for block in self.down_blocks:
-            outs.append(block(outs[-1], training=training))
-        return outs
+    def width(self, level: int) -> int:
+        return min(self.max_features, self.block_expansion * (2**level))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -151,31 +134,32 @@ class HourglassEncoder(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="coseg_tf")
-class HourglassDecoder(keras.layers.Layer):
+class HourglassEncoder(_HourglassPart):
+    """`num_blocks` down blocks; returns the input and every block's output (the skips)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.down_blocks = [
+            ConvBlock(self.width(i + 1), 3, "down", self.sync_batch_norm, name=f"down_blocks_{i}")
+            for i in range(self.num_blocks)
+        ]
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
+        outs = [x]
+        for block in self.down_blocks:
+            outs.append(block(outs[-1], training=training))
+        return outs
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class HourglassDecoder(_HourglassPart):
     """`num_blocks` up blocks, each followed by concatenation [upsampled, skip]."""
 
-    def __init__(
-        self,
-        block_expansion: int,
-        max_features: int,
-        num_blocks: int,
-        sync_batch_norm: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.block_expansion = block_expansion
-        self.max_features = max_features
-        self.num_blocks = num_blocks
-        self.sync_batch_norm = sync_batch_norm
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.up_blocks = [
-            ConvBlock(
-                _hourglass_width(block_expansion, max_features, level),
-                3,
-                "up",
-                sync_batch_norm,
-                name=f"up_blocks_{i}",
-            )
-            for i, level in enumerate(reversed(range(num_blocks)))
+            ConvBlock(self.width(level), 3, "up", self.sync_batch_norm, name=f"up_blocks_{i}")
+            for i, level in enumerate(reversed(range(self.num_blocks)))
         ]
 
     def call(self, skips: list[tf.Tensor], training: bool | None = None) -> tf.Tensor:
@@ -185,48 +169,16 @@ class HourglassDecoder(keras.layers.Layer):
             out = tf.concat([block(out, training=training), skips.pop()], axis=-1)
         return out
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "block_expansion": self.block_expansion,
-            "max_features": self.max_features,
-            "num_blocks": self.num_blocks,
-            "sync_batch_norm": self.sync_batch_norm,
-        }
-
 
 @keras.saving.register_keras_serializable(package="coseg_tf")
-class Hourglass(keras.layers.Layer):
+class Hourglass(_HourglassPart):
     """The U-Net of the segmenter (Sup. Mat. A); its output has block_expansion + input channels."""
 
-    def __init__(
-        self,
-        block_expansion: int,
-        max_features: int,
-        num_blocks: int,
-        sync_batch_norm: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.block_expansion = block_expansion
-        self.max_features = max_features
-        self.num_blocks = num_blocks
-        self.sync_batch_norm = sync_batch_norm
-        self.encoder = HourglassEncoder(
-            block_expansion, max_features, num_blocks, sync_batch_norm, name="encoder"
-        )
-        self.decoder = HourglassDecoder(
-            block_expansion, max_features, num_blocks, sync_batch_norm, name="decoder"
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        widths = (self.block_expansion, self.max_features, self.num_blocks, self.sync_batch_norm)
+        self.encoder = HourglassEncoder(*widths, name="encoder")
+        self.decoder = HourglassDecoder(*widths, name="decoder")
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         return self.decoder(self.encoder(x, training=training), training=training)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "block_expansion": self.block_expansion,
-            "max_features": self.max_features,
-            "num_blocks": self.num_blocks,
-            "sync_batch_norm": self.sync_batch_norm,
-        }
