@@ -28,6 +28,12 @@ DEFAULTS: dict[str, Any] = {
             "flip_param": {"horizontal_flip": False, "time_flip": False},
             "jitter_param": {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0},
         },
+        # Seed of the 80/20 train/test split of a root without train/ and test/ folders.
+        "split_seed": 0,
+        # Source and target are two different frames (the original may draw the same frame twice).
+        "distinct_frames": True,
+        # Per-process memory for decoded videos (mp4/gif/stacked images); 0 decodes for every pair.
+        "decoded_cache_mb": 1024,
     },
     "model_params": {
         # One of VARIANTS (paper Table 1(b)); None keeps the flags below as written.

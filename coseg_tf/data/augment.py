@@ -1,0 +1,96 @@
+"""Pair augmentation of the original `augmentation_params`, as stateless TF ops.
+
+Both frames of a pair get the same random draw (one flip decision, one set of jitter
+factors), so the motion between them is untouched; time flip swaps source and target.
+Randomness comes from a per-example int64 seed (stateless ops), which keeps the pipeline
+deterministic under parallel `map` for a given pipeline seed.
+
+Colour jitter follows the torchvision-style jitter of the original: brightness and contrast
+are multiplicative factors drawn from [max(0, 1 - p), 1 + p] (contrast around the mean gray
+level of each frame), saturation likewise, hue a shift in [-p, p] turns of the colour wheel.
+The four ops run in a fixed order (the original shuffles their order per example).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+
+# Stream ids of the per-example seed, one per random decision.
+_TIME_FLIP, _H_FLIP, _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(1, 7)
+
+
+def _uniform(seed: tf.Tensor, stream: int, low: float = 0.0, high: float = 1.0) -> tf.Tensor:
+    pair_seed = tf.stack([seed, tf.constant(stream, tf.int64)])
+    return tf.random.stateless_uniform([], pair_seed, minval=low, maxval=high)
+
+
+def _factor_range(amount: float) -> tuple[float, float]:
+    return max(0.0, 1.0 - amount), 1.0 + amount
+
+
+def has_augmentation(aug_params: Mapping[str, Any]) -> bool:
+    flips = aug_params.get("flip_param", {})
+    jitter = aug_params.get("jitter_param", {})
+    return any(bool(v) for v in flips.values()) or any(float(v) > 0 for v in jitter.values())
+
+
+def augment_pair(
+    frames: tf.Tensor, seed: tf.Tensor, aug_params: Mapping[str, Any]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Augments float32 [2, H, W, 3] frames in [0, 1] (source, target) with one draw.
+
+    Returns the frames and whether source and target were swapped (time flip).
+    """
+    seed = tf.cast(seed, tf.int64)
+    flips = aug_params.get("flip_param", {})
+    jitter = aug_params.get("jitter_param", {})
+    swapped = tf.constant(False)
+    if flips.get("time_flip"):
+        swapped = _uniform(seed, _TIME_FLIP) < 0.5
+        frames = tf.cond(swapped, lambda: tf.reverse(frames, axis=[0]), lambda: frames)
+    if flips.get("horizontal_flip"):
+        flip = _uniform(seed, _H_FLIP) < 0.5
+        frames = tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+    brightness = float(jitter.get("brightness", 0.0))
+    if brightness > 0:
+        frames = tf.clip_by_value(frames * _uniform(seed, _BRIGHTNESS, *_factor_range(brightness)), 0.0, 1.0)
+    contrast = float(jitter.get("contrast", 0.0))
+    if contrast > 0:
+        factor = _uniform(seed, _CONTRAST, *_factor_range(contrast))
+        mean = tf.reduce_mean(tf.image.rgb_to_grayscale(frames), axis=[1, 2, 3], keepdims=True)
+        frames = tf.clip_by_value((frames - mean) * factor + mean, 0.0, 1.0)
+    saturation = float(jitter.get("saturation", 0.0))
+    if saturation > 0:
+        factor = _uniform(seed, _SATURATION, *_factor_range(saturation))
+        frames = tf.clip_by_value(tf.image.adjust_saturation(frames, factor), 0.0, 1.0)
+    hue = float(jitter.get("hue", 0.0))
+    if hue > 0:
+        delta = _uniform(seed, _HUE, -min(hue, 0.5), min(hue, 0.5))
+        frames = tf.clip_by_value(tf.image.adjust_hue(frames, delta), 0.0, 1.0)
+    return frames, swapped
+
+
+def finish_pair(
+    frames_u8: tf.Tensor,
+    seed: tf.Tensor,
+    aug_params: Mapping[str, Any],
+    name: tf.Tensor | None = None,
+    indices: tf.Tensor | None = None,
+) -> dict[str, tf.Tensor]:
+    """uint8 [2, H, W, 3] pair -> augmented float32 example dict (shared by both readers).
+
+    With `name`, adds the metadata keys `video` and `frame_indices` (source first, so they
+    follow a time flip).
+    """
+    frames = tf.cast(frames_u8, tf.float32) * (1.0 / 255.0)
+    swapped = tf.constant(False)
+    if has_augmentation(aug_params):
+        frames, swapped = augment_pair(frames, seed, aug_params)
+    out = {"source": frames[0], "target": frames[1]}
+    if name is not None:
+        out["video"] = name
+        out["frame_indices"] = tf.cond(swapped, lambda: tf.reverse(indices, [0]), lambda: indices)
+    return out

@@ -1,0 +1,246 @@
+"""Which videos make up a split, how many frames each has, and which ones were skipped.
+
+Everything that can be checked before training is checked here, in Python, when the
+pipeline is built: a missing or empty dataset and a stacked image of the wrong width raise
+`DatasetError`; unreadable videos and videos with fewer than two frames are skipped with a
+warning naming them and counted in the dataset's `DatasetStats`, so one bad file among
+thousands does not stop a run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from coseg_tf.data import video_io
+from coseg_tf.data.video_io import DatasetError, VideoReadError, VideoSource
+
+SPLITS = ("train", "test")
+TEST_FRACTION = 0.2
+
+
+class DatasetStats:
+    """Counts of one dataset root: videos per split and the skipped videos with the reason.
+
+    Thread-safe: decode failures are recorded from tf.data worker threads.
+    """
+
+    def __init__(self, root_dir: str = "") -> None:
+        self.root_dir = root_dir
+        self._lock = threading.Lock()
+        self._skipped: dict[str, str] = {}
+        self.num_videos: dict[str, int] = {}
+
+    def skip(self, path: str, reason: str) -> bool:
+        """Records a skipped video once (warning included); False if it was already recorded."""
+        with self._lock:
+            if path in self._skipped:
+                return False
+            self._skipped[path] = reason
+        logging.warning("skipping video %s: %s", path, reason)
+        return True
+
+    @property
+    def num_skipped(self) -> int:
+        with self._lock:
+            return len(self._skipped)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Path -> reason of every skipped video."""
+        with self._lock:
+            return dict(self._skipped)
+
+    def __repr__(self) -> str:
+        return (
+            f"DatasetStats(root_dir={self.root_dir!r}, num_videos={self.num_videos}, "
+            f"skipped={self.num_skipped})"
+        )
+
+
+_STATS: dict[str, DatasetStats] = {}
+_STATS_LOCK = threading.Lock()
+
+
+def dataset_stats(dataset_params_or_root: Mapping[str, Any] | str) -> DatasetStats:
+    """The process-wide stats of a dataset root (by `dataset_params` or by its `root_dir`)."""
+    root = (
+        dataset_params_or_root
+        if isinstance(dataset_params_or_root, str)
+        else dataset_params_or_root.get("root_dir")
+    )
+    key = str(root).rstrip("/")
+    with _STATS_LOCK:
+        if key not in _STATS:
+            _STATS[key] = DatasetStats(key)
+        return _STATS[key]
+
+
+def resolve_params(dataset_params: Mapping[str, Any]) -> dict[str, Any]:
+    """`dataset_params` validated and completed with the schema defaults (aliases accepted)."""
+    from coseg_tf.config import build_config
+
+    return build_config({"dataset_params": dict(dataset_params)})["dataset_params"]
+
+
+def frame_size(params: Mapping[str, Any]) -> tuple[int, int]:
+    shape = params["frame_shape"]
+    return int(shape[0]), int(shape[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoEntry:
+    source: VideoSource
+    num_frames: int  # from headers/listings; -1 if unknown before decoding
+
+
+@dataclasses.dataclass
+class Catalog:
+    """The usable videos of one split, grouped by identity for `id_sampling`."""
+
+    root_dir: str
+    split: str
+    videos: list[VideoEntry]
+    identities: list[str]
+    clips: list[list[int]]  # per identity, indices into `videos`
+
+    @property
+    def names(self) -> list[str]:
+        return [v.source.name for v in self.videos]
+
+
+def _split_names(names: Sequence[str], split: str, seed: int) -> set[str]:
+    """The seeded 80/20 split of a folder without train/test subfolders."""
+    names = sorted(names)
+    if len(names) < 2:
+        return set(names) if split == "train" else set()
+    order = np.random.default_rng(seed).permutation(len(names))
+    num_test = min(len(names) - 1, max(1, round(TEST_FRACTION * len(names))))
+    test = {names[i] for i in order[:num_test]}
+    return test if split == "test" else set(names) - test
+
+
+def split_sources(params: Mapping[str, Any], split: str) -> list[VideoSource]:
+    """The videos of `split`: `root/<split>` if the root has train/test folders, else a seeded split.
+
+    With `id_sampling` the seeded split is by identity, so that no identity is in both.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    root = params["root_dir"]
+    if not root:
+        raise DatasetError("dataset_params.root_dir is not set")
+    root = str(root).rstrip("/")
+    if not video_io.exists(root) or not video_io.isdir(root):
+        raise DatasetError(f"dataset root_dir {root} does not exist or is not a folder")
+    has_split_folders = any(video_io.isdir(video_io.join(root, s)) for s in SPLITS)
+    if has_split_folders:
+        folder = video_io.join(root, split)
+        if not video_io.isdir(folder):
+            raise DatasetError(f"dataset {root} has split folders but no '{split}' folder")
+        return video_io.list_videos(folder)
+    sources = video_io.list_videos(root)
+    if params.get("id_sampling"):
+        chosen = _split_names({s.identity for s in sources}, split, params["split_seed"])
+        return [s for s in sources if s.identity in chosen]
+    chosen = _split_names([s.name for s in sources], split, params["split_seed"])
+    return [s for s in sources if s.name in chosen]
+
+
+def _probe(source: VideoSource, frame_width: int) -> tuple[VideoSource, int]:
+    if source.kind == video_io.FRAMES:
+        files = video_io.list_frame_files(source.path)
+        return dataclasses.replace(source, frame_files=files), len(files)
+    return source, video_io.probe_num_frames(source, frame_width)
+
+
+def build_catalog(
+    params: Mapping[str, Any], split: str, stats: DatasetStats, *, num_threads: int = 8
+) -> Catalog:
+    """Lists and probes the videos of `split`; raises `DatasetError` if none is usable."""
+    sources = split_sources(params, split)
+    root = str(params["root_dir"]).rstrip("/")
+    if not sources:
+        raise DatasetError(
+            f"no videos found for split '{split}' in {root} (expected frame folders, stacked "
+            f"images {video_io.IMAGE_EXTENSIONS} or videos {video_io.VIDEO_EXTENSIONS})"
+        )
+    frame_width = frame_size(params)[1]
+    videos: list[VideoEntry] = []
+    # Probing is header/listing I/O: threads overlap it (it matters on cloud storage).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=num_threads) as pool:
+        futures = [pool.submit(_probe, s, frame_width) for s in sources]
+        for source, future in zip(sources, futures, strict=True):
+            try:
+                probed, count = future.result()
+            except VideoReadError as e:
+                stats.skip(source.path, str(e))
+                continue
+            if 0 <= count < 2:
+                stats.skip(source.path, f"{count} frame(s); a pair needs at least 2")
+                continue
+            videos.append(VideoEntry(probed, count))
+    if not videos:
+        raise DatasetError(f"no usable videos for split '{split}' in {root}: all {len(sources)} were skipped")
+    by_identity: dict[str, list[int]] = {}
+    for i, entry in enumerate(videos):
+        by_identity.setdefault(entry.source.identity, []).append(i)
+    identities = sorted(by_identity)
+    stats.num_videos[split] = len(videos)
+    logging.info(
+        "dataset %s, split %s: %d videos, %d identities, %d skipped so far",
+        root,
+        split,
+        len(videos),
+        len(identities),
+        stats.num_skipped,
+    )
+    return Catalog(root, split, videos, identities, [by_identity[i] for i in identities])
+
+
+def check_epoch_size(num_examples: int, num_pipelines: int, batch_size: int, drop_remainder: bool) -> None:
+    """Fails early when an epoch would yield no batch at all (training would silently do nothing)."""
+    per_pipeline = math.floor(num_examples / max(1, num_pipelines))
+    if drop_remainder and per_pipeline < batch_size:
+        raise DatasetError(
+            f"an epoch has {num_examples} examples ({per_pipeline} per input pipeline), fewer than one "
+            f"batch of {batch_size}; raise train_params.num_repeats or lower the batch size"
+        )
+
+
+_PROCESS_SEED: int | None = None
+_SEED_LOCK = threading.Lock()
+
+
+def effective_seed(seed: int | None) -> int:
+    """`seed`, or for `None` one random seed per process.
+
+    Every input pipeline of a process must shuffle identically for position-based sharding to
+    give disjoint examples, so "unseeded" means "seeded once per process", not "per dataset".
+    """
+    global _PROCESS_SEED
+    if seed is not None:
+        return int(seed)
+    with _SEED_LOCK:
+        if _PROCESS_SEED is None:
+            _PROCESS_SEED = int.from_bytes(os.urandom(4), "little")
+        return _PROCESS_SEED
+
+
+def pipeline_shard(input_context: Any, batch_size: int) -> tuple[int, int, int]:
+    """(num_pipelines, pipeline_id, per-replica batch size) for an optional `tf.distribute.InputContext`."""
+    if input_context is None:
+        return 1, 0, batch_size
+    return (
+        int(input_context.num_input_pipelines),
+        int(input_context.input_pipeline_id),
+        int(input_context.get_per_replica_batch_size(batch_size)),
+    )
