@@ -78,6 +78,9 @@ DEFAULTS: dict[str, Any] = {
         "vgg_weights": "imagenet",
         "transform_params": {"sigma_affine": 0.05, "sigma_tps": 0.005, "points_tps": 5},
         "loss_weights": {"equivariance": 10.0, "perceptual": [10.0, 10.0, 10.0, 10.0, 10.0]},
+        # Training stops after this many consecutive steps with a non-finite loss or gradient
+        # (each is skipped: no update applied).
+        "max_nonfinite_steps": 20,
     },
     "visualizer_params": {"kp_size": 5, "draw_border": True, "colormap": "gist_rainbow"},
 }
