@@ -256,7 +256,7 @@ def _iterate_catalog(
         if len(frames) < 2:
             stats.skip(entry.source.path, f"{len(frames)} frame(s); a pair needs at least 2")
             continue
-        yield entry.source.name, frames.astype(np.float32) / np.float32(255.0)
+        yield entry.source.name, video_io.to_float(frames)
 
 
 def iterate_videos(

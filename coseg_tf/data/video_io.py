@@ -381,5 +381,9 @@ def read_video(path: str, frame_shape: Sequence[int] | None = None) -> np.ndarra
     width) and resizes other layouts; without it frames keep their stored size.
     """
     size = (int(frame_shape[0]), int(frame_shape[1])) if frame_shape is not None else None
-    frames = load_frames(source_for_path(path), size)
-    return frames.astype(np.float32) / np.float32(255.0)
+    return to_float(load_frames(source_for_path(path), size))
+
+
+def to_float(frames: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 [0, 1], bit-identical to the pipeline's `tf.cast(x, float32) * (1 / 255)`."""
+    return frames.astype(np.float32) * np.float32(1.0 / 255.0)
