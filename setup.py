@@ -17,8 +17,11 @@ PACKAGES = (
 )
 
 # One console script per command, each also `python -m MODULE`; Bazel has a py_binary of the
-# same name (coseg_tf/BUILD, COMMANDS). Only modules that exist are listed here.
-CONSOLE_SCRIPTS: list[str] = []
+# same name (coseg_tf/BUILD, COMMANDS). tests/packaging/check_wheel.sh runs each with --help.
+CONSOLE_SCRIPTS = [
+    "coseg-prepare = coseg_tf.data.prepare:run",
+    "coseg-synth = coseg_tf.data.make_synthetic:run",
+]
 
 setup(
     name="coseg-tf",

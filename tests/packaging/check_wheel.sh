@@ -98,12 +98,20 @@ if [[ -z "$scripts" ]]; then
   echo "no console scripts declared yet"
 fi
 for script in $scripts; do
-  "$WORK/venv/bin/$script" --help >"$WORK/help.txt" 2>&1 || {
+  # absl's --help prints the usage and exits 1; anything else non-zero is a failure.
+  rc=0
+  "$WORK/venv/bin/$script" --help >"$WORK/help.txt" 2>&1 || rc=$?
+  if ! { [[ $rc -eq 0 ]] || { [[ $rc -eq 1 ]] && grep -q -- "Try --helpfull" "$WORK/help.txt"; }; }; then
     cat "$WORK/help.txt" >&2
-    echo "$script --help failed" >&2
+    echo "$script --help failed (exit $rc)" >&2
     exit 1
-  }
+  fi
   echo "$script --help: ok ($(wc -l <"$WORK/help.txt") lines)"
+  # The same command under Bazel: a py_binary from COMMANDS in a BUILD file.
+  if ! grep -q "\"$script\"" "$REPO/coseg_tf/BUILD" "$REPO/export/BUILD"; then
+    echo "$script has no py_binary: add it to COMMANDS in coseg_tf/BUILD (or export/BUILD)" >&2
+    exit 1
+  fi
   checks=$((checks + 1))
 done
 
