@@ -1,0 +1,146 @@
+"""The inference computations that every exported artifact traces, and graph freezing.
+
+One definition of "segment an image" and of "swap parts" is shared by the Keras reference
+of the agreement checks, the SavedModel signatures and the TFLite models, so that those
+checks compare export mechanics (tracing, freezing, conversion, quantisation), not two
+hand-written copies of the maths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from coseg_tf import geometry, layers
+
+
+def _nearest_upsample_2x(x: tf.Tensor) -> tf.Tensor:
+    """Nearest-neighbour x2 upsampling as a single rank-4 RESIZE_NEAREST_NEIGHBOR.
+
+    Half-pixel nearest at an exact factor 2 reads source pixel floor(i / 2), i.e. the same
+    values as repeating every row and column twice.
+    """
+    size = tf.shape(x)[1:3] * 2
+    out = tf.image.resize(x, size, method="nearest")
+    return tf.cast(out, x.dtype)
+
+
+def _conv_block_upsamples_through_rank5() -> bool:
+    try:
+        source = inspect.getsource(layers.ConvBlock.call)
+    except (OSError, TypeError):
+        return True
+    return "repeat(" in source
+
+
+@contextlib.contextmanager
+def delegate_friendly_upsampling() -> Iterator[None]:
+    """While tracing, the "up" ConvBlocks upsample with one rank-4 resize op.
+
+    `layers.ConvBlock` upsamples with `tf.repeat`, which TensorFlow lowers through
+    ExpandDims/Tile on rank-5 tensors; the TFLite GPU and NNAPI delegates reject those. Only
+    the upsampling step is replaced (the block's own call does the rest), the result is
+    bit-identical, and the agreement checks compare every artifact with the untouched Keras
+    model. A no-op once ConvBlock no longer uses `repeat`.
+    """
+    if not _conv_block_upsamples_through_rank5():
+        yield
+        return
+    original = layers.ConvBlock.call
+
+    def call(self: layers.ConvBlock, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if self.resample != "up":
+            return original(self, x, training=training)
+        x = _nearest_upsample_2x(x)
+        self.resample = None
+        try:
+            return original(self, x, training=training)
+        finally:
+            self.resample = "up"
+
+    layers.ConvBlock.call = call
+    try:
+        yield
+    finally:
+        layers.ConvBlock.call = original
+
+
+def segment(segmenter: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The segmenter's outputs plus the hard labels and the foreground probability.
+
+    `images` float32 [B, H, W, 3] in [0, 1]. Returns `segmentation` [B, h, w, K+1],
+    `parts` int32 [B, h, w] (argmax, 0 = background), `foreground` [B, h, w] (1 - background
+    probability), `shift` [B, K, 2] and `affine` [B, K, 2, 2].
+    """
+    out = segmenter(images, training=False)
+    return with_labels(out)
+
+
+def with_labels(out: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Adds `parts` and `foreground` to a segmenter output dict (computed from `segmentation`)."""
+    segmentation = tf.cast(out["segmentation"], tf.float32)
+    return {
+        "segmentation": segmentation,
+        "parts": tf.argmax(segmentation, axis=-1, output_type=tf.int32),
+        "foreground": 1.0 - segmentation[..., 0],
+        "shift": tf.cast(out["shift"], tf.float32),
+        "affine": tf.cast(out["affine"], tf.float32),
+    }
+
+
+def part_swap(
+    segmenter: keras.Model,
+    generator: keras.Model,
+    source: tf.Tensor,
+    target: tf.Tensor,
+    part_mask: tf.Tensor,
+) -> dict[str, tf.Tensor]:
+    """The paper's part swap (Sec. 4.3): the chosen parts of `target` taken from `source`.
+
+    Both frames are segmented; the source's encoder features are deformed to the target with
+    the segment motion (Eq. 2-5, `generator.deform`); the blend mask is the target's soft
+    segmentation weighted by `part_mask` [B, K+1] (a soft selection, background first, so
+    region edges stay smooth as the paper's continuous masks); features =
+    mask * deformed source + (1 - mask) * target features, then decoded. With every part
+    selected this is the generator's reconstruction of `target` from `source`; with none it
+    is the target's own auto-encoding. Returns `image` [B, H, W, 3] and `blend_mask` [B, h, w].
+    """
+    seg_source = segmenter(source, training=False)
+    seg_target = segmenter(target, training=False)
+    source_features = generator.encode(source, training=False)
+    target_features = generator.encode(target, training=False)
+    deformed, _ = generator.deform(source_features, source, seg_source, seg_target)
+    weights = tf.cast(part_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
+    mask = tf.reduce_sum(tf.cast(seg_target["segmentation"], tf.float32) * weights, axis=-1, keepdims=True)
+    height, width = deformed.shape[1], deformed.shape[2]
+    feature_mask = tf.cast(geometry.resize_bilinear(mask, height, width), deformed.dtype)
+    blended = feature_mask * deformed + (1.0 - feature_mask) * target_features
+    image = generator.decode(blended, training=False)
+    return {"image": tf.cast(image, tf.float32), "blend_mask": mask[..., 0]}
+
+
+def frozen_function(
+    fn: Callable[..., Any], input_signature: Sequence[tf.TensorSpec]
+) -> tf.types.experimental.ConcreteFunction:
+    """`fn` traced at `input_signature` with every variable folded into a constant.
+
+    The TFLite converter leaves Keras 3 variables as VAR_HANDLE/READ_VARIABLE ops (they
+    block batch-norm folding and most delegates); freezing first gives plain constant
+    weights. The outputs keep their names (freezing alone would number them).
+    """
+    with delegate_friendly_upsampling():
+        concrete = tf.function(fn, input_signature=input_signature).get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    structure = concrete.structured_outputs
+
+    @tf.function(input_signature=input_signature)
+    def named(*args: tf.Tensor) -> Any:
+        return tf.nest.pack_sequence_as(structure, frozen(*args))
+
+    return named.get_concrete_function()

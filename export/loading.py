@@ -1,0 +1,189 @@
+"""Loads the modules to export from any of our model files or an original checkpoint.
+
+Three sources are read: a `.keras` file (the trainer's `<model_dir>/final/model.keras`, a
+`CosegModel`, or a bare `SegmentationModule`), a tf.train checkpoint (a directory, whose
+latest checkpoint is used, or a checkpoint prefix) written as `tf.train.Checkpoint(model=
+CosegModel)`, and an original `.pth.tar`/`.pth`/`.npz`. A config gives the frame size (and,
+for checkpoints, the architecture); by default the trainer's `<model_dir>/config.yaml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from coseg_tf import config as config_lib
+from coseg_tf import weights as weights_lib
+from coseg_tf.generator import ReconstructionModule
+from coseg_tf.model import CosegModel, build_segmenter
+from coseg_tf.segmenter import SegmentationModule
+
+ORIGINAL_SUFFIXES = (".pth.tar", ".pth", ".tar", ".npz")
+
+
+class ModelLoadError(ValueError):
+    """A model path, config or checkpoint that cannot be turned into modules to export."""
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """What the exporter needs: the config, the built modules and where they came from."""
+
+    config: dict[str, Any]
+    segmenter: SegmentationModule
+    generator: ReconstructionModule | None
+    source: str
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        shape = self.config["dataset_params"]["frame_shape"]
+        return int(shape[0]), int(shape[1])
+
+    @property
+    def num_segments(self) -> int:
+        return int(self.segmenter.num_segments)
+
+
+def _default_config_path(model_path: str) -> str | None:
+    """The trainer's `<model_dir>/config.yaml` for `<model_dir>/final/model.keras` or a checkpoint."""
+    path = model_path.rstrip("/")
+    here = path if tf.io.gfile.isdir(path) else os.path.dirname(path)
+    for folder in (here, os.path.dirname(here)):
+        candidate = os.path.join(folder, "config.yaml")
+        if folder and tf.io.gfile.exists(candidate):
+            return candidate
+    return None
+
+
+def _read_config(model_path: str, config_path: str | None, required: bool) -> dict[str, Any] | None:
+    path = config_path or _default_config_path(model_path)
+    if path is None:
+        if required:
+            raise ModelLoadError(
+                f"no config for {model_path}: pass --config (the trainer writes <model_dir>/config.yaml)"
+            )
+        return None
+    return config_lib.load_config(path)
+
+
+def _keras_without_vgg_download(path: str, workdir: str) -> str:
+    """A copy of a `.keras` file whose perceptual loss builds a randomly initialised VGG19.
+
+    A CosegModel saved with `vgg_weights: imagenet` (or a local VGG file) would otherwise
+    download (or look for) VGG weights while deserialising, before the file's own weights
+    (which include the VGG's) are read over them. Inference needs no VGG anyway.
+    """
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        changed = _disable_vgg_download(config)
+        if not changed:
+            return path
+        out = os.path.join(workdir, "model.keras")
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as copy:
+            for item in archive.infolist():
+                data = archive.read(item.filename)
+                if item.filename == "config.json":
+                    data = json.dumps(config).encode()
+                copy.writestr(item, data)
+    return out
+
+
+def _disable_vgg_download(node: Any) -> bool:
+    changed = False
+    if isinstance(node, dict):
+        if node.get("class_name") == "PerceptualLoss" and isinstance(node.get("config"), dict):
+            if node["config"].get("vgg_weights") != "none":
+                node["config"]["vgg_weights"] = "none"
+                changed = True
+        for value in node.values():
+            changed |= _disable_vgg_download(value)
+    elif isinstance(node, list):
+        for value in node:
+            changed |= _disable_vgg_download(value)
+    return changed
+
+
+def _check_matches_config(segmenter: SegmentationModule, config: dict[str, Any], path: str) -> None:
+    expected = config_lib.segmenter_kwargs(config)
+    for key in ("num_segments", "scale_factor", "estimate_affine_part"):
+        if getattr(segmenter, key) != expected[key]:
+            raise ModelLoadError(
+                f"{path}: the model's {key} is {getattr(segmenter, key)!r} but the config says "
+                f"{expected[key]!r}; pass the config the model was trained with (--config)"
+            )
+
+
+def _load_keras(path: str, config_path: str | None) -> LoadedModel:
+    with tempfile.TemporaryDirectory() as workdir:
+        model = keras.saving.load_model(_keras_without_vgg_download(path, workdir), compile=False)
+    if isinstance(model, CosegModel):
+        segmenter, generator = model.segmenter, model.generator
+    elif isinstance(model, SegmentationModule):
+        segmenter, generator = model, None
+    else:
+        raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a CosegModel or SegmentationModule")
+    config = _read_config(path, config_path, required=False)
+    if config is None:
+        raise ModelLoadError(
+            f"no config for {path}: the .keras file does not record the frame size; pass --config "
+            "(the trainer writes <model_dir>/config.yaml next to final/)"
+        )
+    _check_matches_config(segmenter, config, path)
+    return LoadedModel(config, segmenter, generator, f"keras:{path}")
+
+
+def _build_modules(config: dict[str, Any]) -> tuple[SegmentationModule, ReconstructionModule]:
+    segmenter = build_segmenter(config)
+    generator = ReconstructionModule(**config_lib.generator_kwargs(config), name="reconstruction_module")
+    height, width, channels = config["dataset_params"]["frame_shape"]
+    frame = tf.zeros((1, height, width, channels))
+    seg = segmenter(frame, training=False)
+    generator({"source": frame, "seg_source": seg, "seg_target": seg}, training=False)
+    return segmenter, generator
+
+
+def _load_checkpoint(path: str, config_path: str | None) -> LoadedModel:
+    prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
+    if prefix is None:
+        raise ModelLoadError(f"no tf.train checkpoint in {path}")
+    config = _read_config(path, config_path, required=True)
+    segmenter, generator = _build_modules(config)
+    # The trainer's object graph is Checkpoint(model=CosegModel(...)); the perceptual loss,
+    # the optimiser and the step counter are in the file but not needed here.
+    model = CosegModel(segmenter, generator, perceptual=None, name="coseg")
+    status = tf.train.Checkpoint(model=model).restore(prefix)
+    try:
+        status.expect_partial().assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ModelLoadError(
+            f"checkpoint {prefix} does not hold every weight of the model the config describes "
+            f"(wrong --config?): {str(e)[:500]}"
+        ) from None
+    return LoadedModel(config, segmenter, generator, f"checkpoint:{prefix}")
+
+
+def _load_original(path: str, config_path: str | None) -> LoadedModel:
+    config = _read_config(path, config_path, required=True)
+    segmenter, generator = _build_modules(config)
+    report = weights_lib.load_original_weights(segmenter, generator, path)
+    if report.missing:
+        raise ModelLoadError(f"{path}: {report.summary()}")
+    return LoadedModel(config, segmenter, generator, f"original:{path}")
+
+
+def load_model(model_path: str, config_path: str | None = None) -> LoadedModel:
+    """Reads the segmenter (and the generator when the file has one) to export."""
+    if not tf.io.gfile.exists(model_path) and not tf.io.gfile.glob(model_path + ".index"):
+        raise ModelLoadError(f"model path not found: {model_path}")
+    if model_path.endswith(".keras"):
+        return _load_keras(model_path, config_path)
+    if model_path.endswith(ORIGINAL_SUFFIXES):
+        return _load_original(model_path, config_path)
+    return _load_checkpoint(model_path, config_path)
