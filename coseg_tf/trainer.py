@@ -1,0 +1,851 @@
+"""The training loop: tf.distribute, mixed precision, checkpoints, TensorBoard, NaN skipping.
+
+The paper's optimisation (Sup. Mat. A): Adam, one optimiser per module as the original
+(segmentation and reconstruction modules, each with its own learning rate, betas
+(0.5, 0.999)), learning rates x0.1 at the epoch milestones (the original's MultiStepLR),
+objective = sum of the model's weighted loss terms (perceptual Eq. 6 + equivariance).
+
+Distribution. Every replica computes its loss terms as means over its own part of the global
+batch, so the objective of the global batch is the mean over replicas: each replica takes
+the gradient of `objective / num_replicas`, and the optimiser sums them (all-reduce). Batch
+norm statistics are synchronised across replicas when `sync_batch_norm` is on, as the
+original. The equivariance warp is drawn for the whole global batch from a stateless seed
+(seed, step) and sliced per replica, so one device and N devices see the same warps.
+
+Robustness. A step whose objective or gradient is non-finite on any replica is skipped by
+all of them (the decision is all-reduced): no weight, optimiser slot or batch-norm statistic
+changes. After `train_params.max_nonfinite_steps` skipped steps in a row training stops with
+`NonFiniteLossError`; no checkpoint is written during such a streak, so the newest
+checkpoint is the last good state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from coseg_tf import config as config_lib
+from coseg_tf import geometry
+from coseg_tf.losses import VGG_LAYERS, EquivarianceTransform
+from coseg_tf.model import CosegModel, build_model
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("off", "mixed_bfloat16", "mixed_float16")
+# The learning-rate decay at each epoch milestone, as the original's MultiStepLR(gamma=0.1).
+MILESTONE_DECAY = 0.1
+# PyTorch's Adam epsilon (Keras' default is 1e-7).
+ADAM_EPSILON = 1e-8
+FLOAT16_INITIAL_LOSS_SCALE = 2.0**10
+
+DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a non-finite loss or gradient."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM/SIGINT: a checkpoint was written and training stopped; resume with the same command."""
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    """How to run training (everything that is not the method's config)."""
+
+    model_dir: str
+    strategy: str = "default"
+    mixed_precision: str = "off"
+    xla: bool = False
+    seed: int = 0
+    init_weights: str | None = None
+    # Caps on top of the config's num_epochs: the run ends at whichever comes first.
+    max_steps: int | None = None
+    max_epochs: int | None = None
+    # Checkpoint every N steps (0: only every `checkpoint_freq` epochs and at the end).
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 3
+    image_every: int = 500
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run did, for the command line, the demo and the tests."""
+
+    step: int
+    epoch: int
+    skipped_steps: int
+    losses: dict[str, float]
+    final_dir: str | None
+    checkpoint: str | None
+    seconds: float
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`default` (one device), `mirrored` (all local GPUs, or all logical CPUs) or `multi_worker`.
+
+    `multi_worker` reads the cluster from the TF_CONFIG environment variable.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            logging.warning("--strategy=multi_worker without TF_CONFIG: training as a single worker")
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING
+        )
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints, summaries and the final weights."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def _float32_layers(model: CosegModel) -> set[int]:
+    """Layers that stay float32 under mixed precision: the geometry and the loss sums.
+
+    The three containers run soft-argmax, the 2x2 inverses, Eqs. (2)-(5) and the losses;
+    the heads feed them; the VGG layers whose outputs the perceptual loss reads give float32
+    features, so that Eq. (6) sums in float32.
+    """
+    keep = [model, model.segmenter, model.generator, model.segmenter.shift, model.segmenter.segmentation]
+    keep.append(model.generator.final)
+    if model.segmenter.affine is not None:
+        keep.append(model.segmenter.affine)
+    if model.perceptual is not None:
+        keep.append(model.perceptual)
+        keep.extend(model.perceptual.vgg.get_layer(name) for name in VGG_LAYERS)
+    return {id(layer) for layer in keep}
+
+
+def apply_mixed_precision(model: CosegModel, policy: str) -> None:
+    """Sets `policy` on every conv/norm layer of a built model (variables stay float32).
+
+    Done per layer after building, instead of with a global policy, because a global policy
+    would also cast the inputs of the containers whose geometry must run in float32.
+    """
+    if policy == "off":
+        return
+    if policy not in PRECISIONS:
+        raise ValueError(f"unknown mixed precision {policy!r}; choose from {PRECISIONS}")
+    keep = _float32_layers(model)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if id(layer) not in keep:
+            layer.dtype_policy = policy
+
+
+def learning_rate(base: float, epoch: int, milestones: list[int] | tuple[int, ...]) -> float:
+    """MultiStepLR: base x 0.1 for every milestone <= epoch (epochs counted from 0)."""
+    return float(base) * MILESTONE_DECAY ** sum(1 for m in milestones if epoch >= int(m))
+
+
+def global_transform(
+    seed: tf.Tensor, step: tf.Tensor, global_batch: int, params: Mapping[str, Any]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The equivariance warp parameters of the whole global batch: theta [G,2,3], tps [G,1,P].
+
+    Same distribution as `EquivarianceTransform.random` (theta ~ I + N(0, sigma_affine),
+    TPS weights ~ N(0, sigma_tps)), from stateless seeds derived from (seed, step).
+    """
+    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    theta_seed = tf.random.experimental.stateless_fold_in(base, 1)
+    tps_seed = tf.random.experimental.stateless_fold_in(base, 2)
+    points = int(params["points_tps"])
+    theta = tf.random.stateless_normal((global_batch, 2, 3), theta_seed, stddev=params["sigma_affine"])
+    theta += tf.constant(np.eye(2, 3, dtype=np.float32))
+    tps = tf.random.stateless_normal((global_batch, 1, points**2), tps_seed, stddev=params["sigma_tps"])
+    return theta, tps
+
+
+def _rows(x: tf.Tensor, start: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    return tf.slice(
+        x,
+        tf.concat([[start], tf.zeros([tf.rank(x) - 1], tf.int32)], 0),
+        tf.concat([[size], tf.shape(x)[1:]], 0),
+    )
+
+
+def _format_seconds(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# ----------------------------------------------------------------------------- visualisation
+
+
+def part_colors(num_parts: int) -> np.ndarray:
+    """[K, 3] float RGB colours in [0, 1], one per foreground part, spread over the hue circle."""
+    hues = np.linspace(0.0, 5.0 / 6.0, max(num_parts, 1)).astype(np.float32)
+    import cv2
+
+    hsv = np.stack([hues * 180.0, np.full_like(hues, 230.0), np.full_like(hues, 255.0)], -1)
+    rgb = cv2.cvtColor(hsv.reshape(1, -1, 3).astype(np.uint8), cv2.COLOR_HSV2RGB)[0]
+    return rgb[:num_parts].astype(np.float32) / 255.0
+
+
+def overlay_parts(image: np.ndarray, segmentation: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """The image with each pixel tinted by its soft part colours (background left as is).
+
+    image [H, W, 3] in [0, 1]; segmentation [h, w, K+1] (channel 0 background), resized here.
+    """
+    import cv2
+
+    height, width = image.shape[:2]
+    seg = cv2.resize(segmentation.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    seg = seg.reshape(height, width, -1)
+    colors = part_colors(seg.shape[-1] - 1)
+    tint = seg[..., 1:] @ colors
+    weight = alpha * seg[..., 1:].sum(-1, keepdims=True)
+    return np.clip(image * (1 - weight) + tint * alpha, 0.0, 1.0)
+
+
+def label_colors(labels: np.ndarray, num_parts: int) -> np.ndarray:
+    """A hard label map [H, W] (0 = background) as RGB, black background, in [0, 1]."""
+    palette = np.concatenate([np.zeros((1, 3), np.float32), part_colors(num_parts)])
+    return palette[np.clip(labels, 0, num_parts)]
+
+
+def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, size: int = 3) -> np.ndarray:
+    """Each part's anchor (its shift p_k, (x, y) in [-1, 1]) as a dot of the part's colour."""
+    import cv2
+
+    out = np.ascontiguousarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
+    height, width = out.shape[:2]
+    colors = part_colors(len(keypoints))
+    for (x, y), color in zip(keypoints, colors, strict=True):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        center = (int(round((x + 1) / 2 * (width - 1))), int(round((y + 1) / 2 * (height - 1))))
+        cv2.circle(out, center, size, tuple(int(c * 255) for c in color), -1, lineType=cv2.LINE_AA)
+        cv2.circle(out, center, size, (255, 255, 255), 1, lineType=cv2.LINE_AA)
+    return out.astype(np.float32) / 255.0
+
+
+def visual_grid(batch: Mapping[str, np.ndarray], out: Mapping[str, Any], kp_size: int = 3) -> np.ndarray:
+    """Rows of [source, target, deformed source, reconstruction, target parts, keypoints].
+
+    The image summary: what the generator was given, what it produced and which parts and
+    anchors the segmenter found on the target.
+    """
+    rows = []
+    for i in range(batch["source"].shape[0]):
+        target = batch["target"][i]
+        seg = out["seg_target"]["segmentation"][i]
+        shift = out["seg_target"]["shift"][i]
+        deformed = out["deformed"][i] if "deformed" in out else np.zeros_like(target)
+        cells = [batch["source"][i], target, deformed, out["prediction"][i], overlay_parts(target, seg)]
+        cells.append(draw_keypoints(overlay_parts(target, seg, 0.3), shift, kp_size))
+        rows.append(np.concatenate([np.clip(c, 0, 1) for c in cells], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def restore_newest_readable(
+    checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager
+) -> str | None:
+    """Restores the newest checkpoint that reads back completely; older ones are fallbacks.
+
+    TensorFlow writes a checkpoint's files first and its index (`checkpoint`) last, so a
+    crash while writing leaves the previous checkpoint as the latest. A newest checkpoint
+    that is damaged anyway (a truncated or overwritten file) is skipped with a warning.
+    """
+    for path in reversed(manager.checkpoints):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            logging.warning("checkpoint %s is unreadable (%s); trying the previous one", path, first_line)
+            continue
+        return path
+    return None
+
+
+def load_initial_weights(model: CosegModel, path: str) -> str:
+    """Initial weights: an original `.pth.tar`/`.pth`/`.npz`, our checkpoint, or a `final/` dir."""
+    from coseg_tf.weights import load_original_weights
+
+    if path.endswith((".pth.tar", ".pth", ".tar", ".npz")):
+        report = load_original_weights(model.segmenter, model.generator, path)
+        return f"original weights {path}: {report.summary()}"
+    if tf.io.gfile.isdir(path):
+        final = path.rstrip("/")
+        if tf.io.gfile.exists(f"{final}/segmenter.weights.h5"):
+            model.segmenter.load_weights(f"{final}/segmenter.weights.h5")
+            model.generator.load_weights(f"{final}/generator.weights.h5")
+            return f"final weights from {final}"
+        for folder in (f"{final}/checkpoints", final):
+            latest = tf.train.latest_checkpoint(folder)
+            if latest:
+                path = latest
+                break
+        else:
+            raise FileNotFoundError(f"--init_weights {path}: no checkpoint or final weights in it")
+    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    return f"model weights from checkpoint {path}"
+
+
+def save_final(model: CosegModel, config: Mapping[str, Any], directory: str) -> str:
+    """The trained modules where the export step looks: `<model_dir>/final/`.
+
+    `segmenter.keras` (the inference network alone, loadable with keras.models.load_model),
+    `model.keras` (everything, losses included), both modules' `.weights.h5` and the config.
+    """
+    tf.io.gfile.makedirs(directory)
+    model.segmenter.save(f"{directory}/segmenter.keras")
+    model.save(f"{directory}/model.keras")
+    model.segmenter.save_weights(f"{directory}/segmenter.weights.h5")
+    model.generator.save_weights(f"{directory}/generator.weights.h5")
+    config_lib.save_config(config, f"{directory}/config.yaml")
+    return directory
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+def resolve_config(
+    name_or_path: str, overrides: list[str], data_dir: str | None, variant: str | None
+) -> dict[str, Any]:
+    """The config of the command line: file or packaged name, then --set, --data_dir, --variant."""
+    path = name_or_path
+    if not os.path.exists(path) and "://" not in path and not path.endswith((".yaml", ".yml")):
+        path = config_lib.packaged_config_path(name_or_path)
+    extra = list(overrides)
+    if data_dir:
+        extra.append(f"dataset_params.root_dir={data_dir}")
+    if variant:
+        extra.append(f"model_params.variant={variant}")
+    return config_lib.load_config(path, extra)
+
+
+def default_dataset_fn(config: Mapping[str, Any], seed: int) -> DatasetFn:
+    """Per-replica frame pairs of the config's training split, reshuffled per epoch."""
+    from coseg_tf.data import make_pair_dataset
+
+    train = config["train_params"]
+
+    def fn(context: tf.distribute.InputContext, epoch: int) -> tf.data.Dataset:
+        return make_pair_dataset(
+            config["dataset_params"],
+            split="train",
+            batch_size=int(train["batch_size"]),
+            num_repeats=int(train["num_repeats"]),
+            seed=seed * 1000 + epoch,
+            input_context=context,
+        )
+
+    return fn
+
+
+def epoch_examples(config: Mapping[str, Any]) -> int:
+    """Frame pairs in one epoch of the training split (videos or identities x num_repeats)."""
+    from coseg_tf.data import catalog, tfrecords
+
+    params = catalog.resolve_params(config["dataset_params"])
+    repeats = int(config["train_params"]["num_repeats"])
+    root = str(params["root_dir"])
+    if tfrecords.is_tfrecord_dataset(root):
+        videos = tfrecords._split_info(root.rstrip("/"), "train")[1]["videos"]
+        names = [v["name"] for v in videos]
+    else:
+        cat = catalog.build_catalog(params, "train", catalog.dataset_stats(params))
+        names = cat.names
+    if params["id_sampling"]:
+        return len({name.split("#")[0] for name in names}) * repeats
+    return len(names) * repeats
+
+
+class Trainer:
+    """Builds the model and optimisers under a strategy and runs the training loop.
+
+    `dataset_fn(input_context, epoch)` gives the per-replica batches of one epoch (default:
+    the config's data set); `steps_per_epoch` defaults to floor(epoch examples / global batch).
+    Every worker runs exactly that many steps per epoch from a repeated pipeline, so that
+    no worker waits for a batch that another one does not have.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        options: TrainOptions,
+        *,
+        dataset_fn: DatasetFn | None = None,
+        steps_per_epoch: int | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> None:
+        if options.mixed_precision not in PRECISIONS:
+            raise ValueError(f"unknown mixed precision {options.mixed_precision!r}; choose from {PRECISIONS}")
+        self.config = dict(config)
+        self.options = options
+        self.train_params = self.config["train_params"]
+        self.strategy = strategy or make_strategy(options.strategy)
+        self.num_replicas = int(self.strategy.num_replicas_in_sync)
+        self.global_batch = int(self.train_params["batch_size"])
+        if self.global_batch % self.num_replicas:
+            raise ValueError(
+                f"batch_size {self.global_batch} is not divisible by {self.num_replicas} replicas"
+            )
+        self.per_replica_batch = self.global_batch // self.num_replicas
+        self.chief = is_chief(self.strategy)
+        self.dataset_fn = dataset_fn or default_dataset_fn(self.config, options.seed)
+        if steps_per_epoch is None:
+            steps_per_epoch = epoch_examples(self.config) // self.global_batch
+        if steps_per_epoch < 1:
+            raise ValueError(
+                "an epoch is shorter than one global batch: raise num_repeats or lower batch_size"
+            )
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.fp16 = options.mixed_precision == "mixed_float16"
+        self.max_nonfinite = int(self.train_params["max_nonfinite_steps"])
+
+        keras.utils.set_random_seed(options.seed)
+        with self.strategy.scope():
+            self.model = build_model(self.config, seed=options.seed)
+            apply_mixed_precision(self.model, options.mixed_precision)
+            self.modules = [self.model.segmenter, self.model.generator]
+            betas = [float(b) for b in self.train_params["adam_betas"]]
+            self.base_lrs = [
+                float(self.train_params["lr_segmentation"]),
+                float(self.train_params["lr_reconstruction"]),
+            ]
+            self.optimizers = []
+            for module, lr in zip(self.modules, self.base_lrs, strict=True):
+                optimizer = keras.optimizers.Adam(
+                    lr, beta_1=betas[0], beta_2=betas[1], epsilon=ADAM_EPSILON, name=f"adam_{module.name}"
+                )
+                if self.fp16:
+                    # The objective is O(100) (Eq. 6 sums 5 layers x scales x weight 10), so
+                    # start lower than Keras' 2^15 to waste fewer steps on overflows.
+                    optimizer = keras.optimizers.LossScaleOptimizer(
+                        optimizer, initial_scale=FLOAT16_INITIAL_LOSS_SCALE, name=f"lso_{module.name}"
+                    )
+                optimizer.build(module.trainable_variables)
+                self.optimizers.append(optimizer)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+            self.nonfinite_total = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_total")
+        self.nonfinite_in_row = 0
+        self.state_variables = [v for m in self.modules for v in m.non_trainable_variables]
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            segmenter_optimizer=self.optimizers[0],
+            generator_optimizer=self.optimizers[1],
+            step=self.step,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            nonfinite_total=self.nonfinite_total,
+        )
+        self.checkpoint_dir = self._checkpoint_dir()
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.checkpoint_dir, max_to_keep=max(1, options.keep_checkpoints)
+        )
+        self._train_step = tf.function(self._distributed_step)
+        self._grad_fn = (
+            tf.function(self._forward_backward, jit_compile=True) if options.xla else (self._forward_backward)
+        )
+        self._visual_fn = tf.function(lambda batch: self.model(batch, training=False))
+        self._stop_requested = threading.Event()
+
+    # -- paths
+
+    def _checkpoint_dir(self) -> str:
+        folder = f"{self.options.model_dir.rstrip('/')}/checkpoints"
+        if self.chief:
+            return folder
+        # Non-chief workers must take part in saving, but into a scratch folder of their own.
+        resolver = self.strategy.cluster_resolver
+        return f"{self.options.model_dir.rstrip('/')}/worker_scratch/{resolver.task_type}_{resolver.task_id}"
+
+    # -- one step
+
+    def _forward_backward(self, batch: dict[str, tf.Tensor], theta: tf.Tensor, tps: tf.Tensor):
+        transform = EquivarianceTransform(
+            theta,
+            geometry.make_coordinate_grid(*(2 * [int(self.train_params["transform_params"]["points_tps"])])),
+            tps,
+        )
+        variables = [m.trainable_variables for m in self.modules]
+        with tf.GradientTape() as tape:
+            out = self.model(batch, training=True, transform=transform)
+            losses = {k: tf.cast(v, tf.float32) for k, v in sorted(out["losses"].items())}
+            total = tf.add_n(list(losses.values()))
+            scaled = total / self.num_replicas
+            if self.fp16:
+                # Both optimisers share one scale: the segmenter's (they move in lockstep).
+                scaled = self.optimizers[0].scale_loss(scaled)
+        grads = tape.gradient(scaled, variables)
+        return losses, total, grads
+
+    def _replica_step(self, batch: dict[str, tf.Tensor], step: tf.Tensor, stop: tf.Tensor):
+        ctx = tf.distribute.get_replica_context()
+        rid = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+        theta, tps = global_transform(
+            self.options.seed, step, self.global_batch, self.train_params["transform_params"]
+        )
+        start, size = rid * self.per_replica_batch, self.per_replica_batch
+        theta, tps = _rows(theta, start, size), _rows(tps, start, size)
+        # Batch-norm statistics before this step, put back if the step is skipped.
+        saved = [tf.identity(v) for v in self.state_variables]
+        losses, total, grads = self._grad_fn(batch, theta, tps)
+        bad_loss = tf.cast(tf.logical_not(tf.math.is_finite(total)), tf.float32)
+        bad_grads = tf.constant(0.0)
+        for module_grads in grads:
+            for g in module_grads:
+                if g is not None:
+                    bad_grads += tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))), tf.float32)
+        names = list(losses)
+        reduced = ctx.all_reduce(
+            tf.distribute.ReduceOp.SUM,
+            [losses[k] / self.num_replicas for k in names] + [bad_loss, bad_grads, tf.cast(stop, tf.float32)],
+        )
+        mean_losses = dict(zip(names, reduced[: len(names)], strict=True))
+        loss_ok = tf.equal(reduced[len(names)], 0.0)
+        ok = tf.logical_and(loss_ok, tf.equal(reduced[len(names) + 1], 0.0))
+        stop_all = reduced[len(names) + 2] > 0
+        for variable, old in zip(self.state_variables, saved, strict=True):
+            variable.assign(tf.where(ok, variable, old))
+        applied = ctx.merge_call(self._apply_if_finite, args=(grads, ok))
+        return mean_losses, applied, loss_ok, stop_all
+
+    def _apply_if_finite(self, strategy: tf.distribute.Strategy, grads, ok) -> tf.Tensor:
+        """Cross-replica: apply every replica's gradients (the optimisers all-reduce them) or none.
+
+        `cond` must run here, in cross-replica context: a branch that all-reduces cannot
+        run under a replica-local `cond`. All replicas computed the same `ok`.
+        """
+        ok = strategy.experimental_local_results(ok)[0]
+
+        def apply_on_replica(grads):
+            for optimizer, module, module_grads in zip(self.optimizers, self.modules, grads, strict=True):
+                optimizer.apply(module_grads, module.trainable_variables)
+
+        def apply() -> tf.Tensor:
+            strategy.extended.call_for_each_replica(apply_on_replica, args=(grads,))
+            return tf.constant(True)
+
+        def skip() -> tf.Tensor:
+            if self.fp16:
+                for optimizer in self.optimizers:  # as LossScaleOptimizer on an overflow
+                    optimizer.step_counter.assign(0)
+                    optimizer.dynamic_scale.assign(optimizer.dynamic_scale * 0.5)
+            return tf.constant(False)
+
+        return tf.cond(ok, apply, skip)
+
+    def _distributed_step(self, batch, step: tf.Tensor, stop: tf.Tensor):
+        losses, applied, loss_ok, stop_all = self.strategy.run(self._replica_step, args=(batch, step, stop))
+        first = self.strategy.experimental_local_results
+        return (
+            {k: first(v)[0] for k, v in losses.items()},
+            first(applied)[0],
+            first(loss_ok)[0],
+            first(stop_all)[0],
+        )
+
+    def run_step(self, batch: Mapping[str, Any]) -> tuple[dict[str, float], bool]:
+        """One training step on a given global batch (split across the replicas); for tests.
+
+        Returns the replica-averaged loss terms and whether the update was applied.
+        """
+        dataset = tf.data.Dataset.from_tensor_slices(dict(batch)).batch(self.global_batch)
+        local = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
+        step = tf.constant(int(self.step.numpy()), tf.int64)
+        losses, applied, _, _ = self._train_step(local, step, tf.constant(False))
+        self.step.assign_add(1)
+        return {k: float(v) for k, v in losses.items()}, bool(applied)
+
+    # -- the loop
+
+    def _set_learning_rates(self, epoch: int) -> list[float]:
+        milestones = list(self.train_params["epoch_milestones"] or [])
+        lrs = [learning_rate(base, epoch, milestones) for base in self.base_lrs]
+        for optimizer, lr in zip(self.optimizers, lrs, strict=True):
+            optimizer.learning_rate = lr
+        return lrs
+
+    def _distributed_epoch(self, epoch: int, skip: int):
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return self.dataset_fn(context, epoch).repeat().skip(skip)
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def _save(self, reason: str) -> str:
+        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.chief:
+            tf.io.gfile.rmtree(self.checkpoint_dir)
+        logging.info("checkpoint (%s): %s", reason, path)
+        return path
+
+    def restore_or_initialise(self) -> str:
+        """Resumes from the model directory's newest readable checkpoint, else loads init weights."""
+        path = restore_newest_readable(self.checkpoint, self.manager) if self.chief else None
+        if not self.chief:
+            # Non-chief workers restore from the chief's folder (the shared model directory).
+            chief_manager = tf.train.CheckpointManager(
+                self.checkpoint, f"{self.options.model_dir.rstrip('/')}/checkpoints", max_to_keep=None
+            )
+            path = restore_newest_readable(self.checkpoint, chief_manager)
+        if path:
+            return f"resumed from {path} (step {int(self.step.numpy())}, epoch {int(self.epoch.numpy())})"
+        if self.options.init_weights:
+            with self.strategy.scope():
+                return load_initial_weights(self.model, self.options.init_weights)
+        return "initialised from scratch"
+
+    def _write_images(self, writer, batch, step: int) -> None:
+        local = {k: self.strategy.experimental_local_results(v)[0] for k, v in batch.items()}
+        local = {k: v[: min(4, int(v.shape[0]))] for k, v in local.items()}
+        out = tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, self._visual_fn(local))
+        grid = visual_grid({k: v.numpy() for k, v in local.items()}, out)
+        with writer.as_default(step=step):
+            tf.summary.image(
+                "source|target|deformed|reconstruction|parts|keypoints", grid[None], max_outputs=1
+            )
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        logging.warning("signal %d: saving a checkpoint after this step, then stopping", signum)
+        self._stop_requested.set()
+
+    def train(self) -> TrainResult:
+        """Runs (or resumes) training to the configured end; returns what it did."""
+        start_time = time.time()
+        model_dir = self.options.model_dir.rstrip("/")
+        tf.io.gfile.makedirs(model_dir)
+        if self.chief:
+            # The resolved config beside the checkpoints, so a run can be reproduced from them.
+            tf.io.gfile.makedirs(self.checkpoint_dir)
+            config_lib.save_config(self.config, f"{model_dir}/config.yaml")
+            config_lib.save_config(self.config, f"{self.checkpoint_dir}/config.yaml")
+        logging.info("%s", self.restore_or_initialise())
+        num_epochs = int(self.train_params["num_epochs"])
+        if self.options.max_epochs is not None:
+            num_epochs = min(num_epochs, int(self.options.max_epochs))
+        total_steps = num_epochs * self.steps_per_epoch
+        if self.options.max_steps is not None:
+            total_steps = min(total_steps, int(self.options.max_steps))
+        writer = tf.summary.create_file_writer(f"{model_dir}/logs/train") if self.chief else None
+        if self.chief:
+            self._write_run_info(model_dir, total_steps)
+        handlers = self._install_signal_handlers()
+        progbar = None
+        if self.chief and self.options.progress and sys.stdout.isatty():
+            progbar = keras.utils.Progbar(total_steps, verbose=1, unit_name="step")
+        self._run_start = (time.time(), int(self.step.numpy()))
+        last_losses: dict[str, float] = {}
+        last_checkpoint = self.manager.latest_checkpoint
+        step = int(self.step.numpy())
+        try:
+            while step < total_steps and int(self.epoch.numpy()) < num_epochs:
+                epoch = int(self.epoch.numpy())
+                lrs = self._set_learning_rates(epoch)
+                iterator = self._distributed_epoch(epoch, int(self.step_in_epoch.numpy()))
+                last_checkpoint, last_losses, stopped = self._run_epoch(
+                    iterator, epoch, total_steps, lrs, writer, progbar, last_checkpoint, last_losses
+                )
+                step = int(self.step.numpy())
+                if stopped:
+                    break
+        finally:
+            self._restore_signal_handlers(handlers)
+            if writer is not None:
+                writer.flush()
+        if self._stop_requested.is_set():
+            raise TrainingInterrupted(f"stopped at step {step}; checkpoint {last_checkpoint}")
+        if self.manager.latest_checkpoint is None or self._checkpoint_step() != step:
+            last_checkpoint = self._save("end of training")
+        final_dir = save_final(self.model, self.config, f"{model_dir}/final") if self.chief else None
+        return TrainResult(
+            step=step,
+            epoch=int(self.epoch.numpy()),
+            skipped_steps=int(self.nonfinite_total.numpy()),
+            losses=last_losses,
+            final_dir=final_dir,
+            checkpoint=last_checkpoint,
+            seconds=time.time() - start_time,
+        )
+
+    def _checkpoint_step(self) -> int:
+        latest = self.manager.latest_checkpoint
+        return int(latest.rsplit("-", 1)[-1]) if latest else -1
+
+    def _run_epoch(self, iterator, epoch, total_steps, lrs, writer, progbar, last_checkpoint, last_losses):
+        options = self.options
+        checkpoint_freq = max(1, int(self.train_params["checkpoint_freq"]))
+        tick, tick_step = time.time(), int(self.step.numpy())
+        while True:
+            step = int(self.step.numpy())
+            if step >= total_steps:
+                return last_checkpoint, last_losses, True
+            batch = next(iterator)
+            stop = tf.constant(self._stop_requested.is_set())
+            losses, applied, loss_ok, stop_all = self._train_step(batch, tf.constant(step, tf.int64), stop)
+            losses = {k: float(v) for k, v in losses.items()}
+            self.step.assign_add(1)
+            self.step_in_epoch.assign_add(1)
+            step += 1
+            if bool(applied):
+                self.nonfinite_in_row = 0
+                last_losses = losses
+            elif self._is_loss_scale_overflow(bool(loss_ok)):
+                logging.info("step %d skipped: float16 gradient overflow, loss scale lowered", step)
+            else:
+                self.nonfinite_in_row += 1
+                self.nonfinite_total.assign_add(1)
+                logging.warning(
+                    "step %d skipped: non-finite loss or gradient (%d in a row, %d in total); losses %s",
+                    step,
+                    self.nonfinite_in_row,
+                    int(self.nonfinite_total.numpy()),
+                    losses,
+                )
+                if self.nonfinite_in_row >= self.max_nonfinite:
+                    raise NonFiniteLossError(
+                        f"{self.nonfinite_in_row} consecutive steps had a non-finite loss or gradient "
+                        f"(up to step {step}); stopping. The last good checkpoint is {last_checkpoint}. "
+                        "Lower the learning rates, check the data for broken frames, or try without "
+                        "mixed precision; raise train_params.max_nonfinite_steps to tolerate longer streaks."
+                    )
+            if self.step_in_epoch.numpy() >= self.steps_per_epoch:
+                self.epoch.assign_add(1)
+                self.step_in_epoch.assign(0)
+            total = sum(losses.values())
+            if progbar is not None:
+                progbar.update(step, [("loss", total)] + list(losses.items()))
+            if writer is not None and (step % max(1, options.log_every) == 0 or step == total_steps):
+                now = time.time()
+                with writer.as_default(step=step):
+                    for name, value in losses.items():
+                        tf.summary.scalar(f"loss/{name}", value)
+                    tf.summary.scalar("loss/total", total)
+                    tf.summary.scalar("learning_rate/segmentation", lrs[0])
+                    tf.summary.scalar("learning_rate/reconstruction", lrs[1])
+                    tf.summary.scalar("skipped_steps", int(self.nonfinite_total.numpy()))
+                    if self.fp16:
+                        tf.summary.scalar("loss_scale", float(self.optimizers[0].dynamic_scale.numpy()))
+                    if now > tick:
+                        tf.summary.scalar("steps_per_second", (step - tick_step) / (now - tick))
+                tick, tick_step = now, step
+            if (
+                progbar is None
+                and self.chief
+                and options.progress
+                and (step % max(1, options.log_every) == 0 or step == total_steps)
+            ):
+                self._log_line(step, total_steps, epoch, total, losses)
+            if writer is not None and options.image_every and step % options.image_every == 0:
+                self._write_images(writer, batch, step)
+            epoch_done = int(self.step_in_epoch.numpy()) == 0
+            due = (options.checkpoint_every and step % options.checkpoint_every == 0) or (
+                epoch_done and (epoch + 1) % checkpoint_freq == 0
+            )
+            if bool(stop_all):
+                self._stop_requested.set()
+                return self._save("stop requested"), last_losses, True
+            if due and self.nonfinite_in_row == 0:
+                last_checkpoint = self._save(f"step {step}")
+            if epoch_done:
+                return last_checkpoint, last_losses, False
+
+    def _log_line(self, step: int, total_steps: int, epoch: int, total: float, losses: dict) -> None:
+        """The progress line when stdout is not a terminal: step, losses, speed and ETA."""
+        start, start_step = self._run_start
+        elapsed = time.time() - start
+        rate = (step - start_step) / elapsed if elapsed > 0 else 0.0
+        eta = (total_steps - step) / rate if rate > 0 else float("nan")
+        terms = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
+        logging.info(
+            "step %d/%d (epoch %d) loss=%.4f %s | %.2f steps/s, ETA %s",
+            step,
+            total_steps,
+            epoch,
+            total,
+            terms,
+            rate,
+            _format_seconds(eta),
+        )
+
+    def _is_loss_scale_overflow(self, loss_ok: bool) -> bool:
+        """A float16 step with a finite loss whose scaled gradients overflowed.
+
+        Dynamic loss scaling expects these (the scale is halved, as LossScaleOptimizer does);
+        they count as non-finite steps only once the scale has fallen to 1.
+        """
+        return self.fp16 and loss_ok and float(self.optimizers[0].dynamic_scale.numpy()) >= 1.0
+
+    def _write_run_info(self, model_dir: str, total_steps: int) -> None:
+        info = {
+            "strategy": self.options.strategy,
+            "num_replicas": self.num_replicas,
+            "global_batch": self.global_batch,
+            "per_replica_batch": self.per_replica_batch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": total_steps,
+            "mixed_precision": self.options.mixed_precision,
+            "xla": self.options.xla,
+            "seed": self.options.seed,
+        }
+        with tf.io.gfile.GFile(f"{model_dir}/run_info.json", "w") as f:
+            json.dump(info, f, indent=1)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, self._request_stop)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def train(config: Mapping[str, Any], options: TrainOptions, **kwargs: Any) -> TrainResult:
+    """Builds a `Trainer` and runs it (see `Trainer` for the keyword arguments)."""
+    return Trainer(config, options, **kwargs).train()
+
+
+__all__ = [
+    "PRECISIONS",
+    "STRATEGIES",
+    "NonFiniteLossError",
+    "TrainOptions",
+    "TrainResult",
+    "Trainer",
+    "TrainingInterrupted",
+    "apply_mixed_precision",
+    "learning_rate",
+    "make_strategy",
+    "train",
+]
