@@ -382,3 +382,24 @@ def test_original_config_key_spellings_are_accepted(layout_roots):
         num_repeats=1,
     )
     assert next(iter(ds))["target"].shape == (3, 16, 16, 3)
+
+
+def test_epoch_size_counts_videos_or_identities(layout_roots, identity_root):
+    from coseg_tf.data import epoch_size
+
+    assert epoch_size(params(layout_roots["png"]), num_repeats=3) == 9
+    assert epoch_size(params(layout_roots["png"]), split="test") == 1
+    ids = {"root_dir": str(identity_root), "frame_shape": [16, 16, 3]}
+    assert epoch_size({**ids, "id_sampling": True}, num_repeats=5) == 10
+    assert epoch_size(ids, num_repeats=5) == 50
+
+
+def test_probing_is_reused_but_a_changed_folder_is_seen(bad_root):
+    p = catalog.resolve_params(params(bad_root))
+    first = catalog.build_catalog(p, "train", DatasetStats())
+    fresh = DatasetStats()
+    assert catalog.build_catalog(p, "train", fresh) is first
+    assert fresh.num_skipped == 3  # the probe's skips are recorded into every stats object
+    testing.write_video(str(bad_root / "train" / "good3"), testing.pattern_frames(3), "png")
+    again = catalog.build_catalog(p, "train", DatasetStats())
+    assert again is not first and "good3" in again.names

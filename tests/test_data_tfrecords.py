@@ -209,3 +209,11 @@ def test_prepare_command(source, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "train: 3 videos" in result.stdout and "skipped: 1" in result.stdout
     assert is_tfrecord_dataset(out)
+
+
+def test_epoch_size_of_a_tfrecord_dataset(identity_records):
+    from coseg_tf.data import epoch_size
+
+    p = {"root_dir": identity_records, "frame_shape": [8, 8, 3]}
+    assert epoch_size(p, num_repeats=3) == 30
+    assert epoch_size({**p, "id_sampling": True}, num_repeats=3) == 6

@@ -13,6 +13,7 @@ _EXPORTS = {
     "make_pair_dataset": "pipeline",
     "make_video_dataset": "pipeline",
     "iterate_videos": "pipeline",
+    "epoch_size": "pipeline",
     "DatasetStats": "catalog",
     "dataset_stats": "catalog",
     "DatasetError": "video_io",

@@ -20,6 +20,8 @@ import tensorflow as tf
 
 # Stream ids of the per-example seed, one per random decision.
 _TIME_FLIP, _H_FLIP, _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(1, 7)
+# ITU-R 601 luma weights, as tf.image.rgb_to_grayscale.
+_GRAY_WEIGHTS = tf.constant([0.2989, 0.5870, 0.1140], tf.float32)
 
 
 def _uniform(seed: tf.Tensor, stream: int, low: float = 0.0, high: float = 1.0) -> tf.Tensor:
@@ -60,7 +62,8 @@ def augment_pair(
     contrast = float(jitter.get("contrast", 0.0))
     if contrast > 0:
         factor = _uniform(seed, _CONTRAST, *_factor_range(contrast))
-        mean = tf.reduce_mean(tf.image.rgb_to_grayscale(frames), axis=[1, 2, 3], keepdims=True)
+        # Mean gray level per frame, from the channel means (gray is linear in RGB).
+        mean = tf.tensordot(tf.reduce_mean(frames, axis=[1, 2]), _GRAY_WEIGHTS, axes=1)[:, None, None, None]
         frames = tf.clip_by_value((frames - mean) * factor + mean, 0.0, 1.0)
     saturation = float(jitter.get("saturation", 0.0))
     if saturation > 0:

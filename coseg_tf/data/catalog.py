@@ -162,10 +162,20 @@ def _probe(source: VideoSource, frame_width: int) -> tuple[VideoSource, int]:
     return source, video_io.probe_num_frames(source, frame_width)
 
 
+_CATALOGS: dict[tuple, tuple[tuple, Catalog, dict[str, str]]] = {}
+_CATALOGS_LOCK = threading.Lock()
+
+
 def build_catalog(
     params: Mapping[str, Any], split: str, stats: DatasetStats, *, num_threads: int = 8
 ) -> Catalog:
-    """Lists and probes the videos of `split`; raises `DatasetError` if none is usable."""
+    """Lists and probes the videos of `split`; raises `DatasetError` if none is usable.
+
+    The folder is listed on every call, but the probing (frame counts, headers) is reused
+    within the process while the listing is unchanged: the trainer rebuilds its dataset every
+    epoch, and probing thousands of videos each time would be wasted I/O. Skips found while
+    probing are recorded into `stats` on every call.
+    """
     sources = split_sources(params, split)
     root = str(params["root_dir"]).rstrip("/")
     if not sources:
@@ -174,7 +184,18 @@ def build_catalog(
             f"images {video_io.IMAGE_EXTENSIONS} or videos {video_io.VIDEO_EXTENSIONS})"
         )
     frame_width = frame_size(params)[1]
+    key = (root, split, frame_width, bool(params["id_sampling"]))
+    listing = tuple((s.path, s.kind) for s in sources)
+    with _CATALOGS_LOCK:
+        cached = _CATALOGS.get(key)
+    if cached is not None and cached[0] == listing:
+        _, cat, skipped = cached
+        for path, reason in skipped.items():
+            stats.skip(path, reason)
+        stats.num_videos[split] = len(cat.videos)
+        return cat
     videos: list[VideoEntry] = []
+    skipped: dict[str, str] = {}
     # Probing is header/listing I/O: threads overlap it (it matters on cloud storage).
     with concurrent.futures.ThreadPoolExecutor(max_workers=num_threads) as pool:
         futures = [pool.submit(_probe, s, frame_width) for s in sources]
@@ -182,12 +203,14 @@ def build_catalog(
             try:
                 probed, count = future.result()
             except VideoReadError as e:
-                stats.skip(source.path, str(e))
+                skipped[source.path] = str(e)
                 continue
             if 0 <= count < 2:
-                stats.skip(source.path, f"{count} frame(s); a pair needs at least 2")
+                skipped[source.path] = f"{count} frame(s); a pair needs at least 2"
                 continue
             videos.append(VideoEntry(probed, count))
+    for path, reason in skipped.items():
+        stats.skip(path, reason)
     if not videos:
         raise DatasetError(f"no usable videos for split '{split}' in {root}: all {len(sources)} were skipped")
     by_identity: dict[str, list[int]] = {}
@@ -196,14 +219,17 @@ def build_catalog(
     identities = sorted(by_identity)
     stats.num_videos[split] = len(videos)
     logging.info(
-        "dataset %s, split %s: %d videos, %d identities, %d skipped so far",
+        "dataset %s, split %s: %d videos, %d identities, %d skipped",
         root,
         split,
         len(videos),
         len(identities),
-        stats.num_skipped,
+        len(skipped),
     )
-    return Catalog(root, split, videos, identities, [by_identity[i] for i in identities])
+    cat = Catalog(root, split, videos, identities, [by_identity[i] for i in identities])
+    with _CATALOGS_LOCK:
+        _CATALOGS[key] = (listing, cat, skipped)
+    return cat
 
 
 def check_epoch_size(num_examples: int, num_pipelines: int, batch_size: int, drop_remainder: bool) -> None:

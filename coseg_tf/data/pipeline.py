@@ -242,6 +242,23 @@ def make_pair_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def epoch_size(dataset_params: Mapping[str, Any], *, split: str = "train", num_repeats: int = 1) -> int:
+    """Pairs in one epoch of `make_pair_dataset` (before sharding and batching).
+
+    `num_repeats` x the number of videos, or of identities with `id_sampling`. For a
+    TFRecord root with `id_sampling` it is the expected count (pairs per clip are drawn).
+    """
+    params = catalog.resolve_params(dataset_params)
+    root = str(params["root_dir"] or "")
+    if root and tfrecords.is_tfrecord_dataset(root):
+        names = tfrecords.video_names(root, split)
+    else:
+        names = catalog.build_catalog(params, split, catalog.dataset_stats(params)).names
+    if params["id_sampling"]:
+        return len({name.split("#")[0] for name in names}) * int(num_repeats)
+    return len(names) * int(num_repeats)
+
+
 def _iterate_catalog(
     cat: Catalog, size: tuple[int, int], stats: DatasetStats, num_pipelines: int, pipeline_id: int
 ) -> Iterator[tuple[str, np.ndarray]]:

@@ -205,6 +205,11 @@ def _split_info(root: str, split: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return manifest, info
 
 
+def video_names(root: str, split: str) -> list[str]:
+    """Names of the videos of a split of a TFRecord dataset, in record order."""
+    return [v["name"] for v in _split_info(str(root).rstrip("/"), split)[1]["videos"]]
+
+
 def _decoder(stored: Sequence[int], size: tuple[int, int]) -> Callable[[tf.Tensor], tf.Tensor]:
     """Encoded frame(s) -> uint8 [..., H, W, 3] at `size` (resized only if stored at another size)."""
     resize = tuple(stored[:2]) != tuple(size)
