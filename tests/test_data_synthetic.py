@@ -154,14 +154,19 @@ def test_renders_at_256():
 def dataset(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("puppets"))
     roots = synthetic.generate_synthetic_dataset(
-        root, num_videos=10, num_frames=8, size=SIZE, formats=("mp4", "png", "frames"), clips_per_identity=2
+        root,
+        num_videos=10,
+        num_frames=8,
+        size=SIZE,
+        formats=("mp4", "png", "frames", "gif"),
+        clips_per_identity=2,
     )
     return root, roots
 
 
 def test_dataset_layout_and_split(dataset):
     root, roots = dataset
-    assert roots == {f: os.path.join(root, f) for f in ("mp4", "png", "frames")}
+    assert roots == {f: os.path.join(root, f) for f in ("mp4", "png", "frames", "gif")}
     names = {
         split: sorted(n[:-4] for n in os.listdir(os.path.join(root, "png", split)))
         for split in ("train", "test")
@@ -193,6 +198,9 @@ def test_written_files_match_the_rendering_and_ground_truth(dataset):
             np.testing.assert_array_equal(np.round(png * 255).astype(np.uint8), v.frames)
             frames = video_io.read_video(os.path.join(root, "frames", split, name), [SIZE, SIZE, 3])
             np.testing.assert_array_equal(frames, png)
+            gif = video_io.read_video(os.path.join(root, "gif", split, f"{name}.gif"), [SIZE, SIZE, 3])
+            np.testing.assert_array_equal(gif[v.labels > 0], png[v.labels > 0])  # palette keeps part colours
+            assert np.abs(gif - png).max() < 0.1
             mp4 = video_io.read_video(os.path.join(root, "mp4", split, f"{name}.mp4"), [SIZE, SIZE, 3])
             assert mp4.shape == png.shape
             assert np.abs(mp4 - png).mean() < 0.03  # lossy, but this video's frames

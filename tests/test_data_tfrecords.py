@@ -217,3 +217,30 @@ def test_epoch_size_of_a_tfrecord_dataset(identity_records):
     p = {"root_dir": identity_records, "frame_shape": [8, 8, 3]}
     assert epoch_size(p, num_repeats=3) == 30
     assert epoch_size({**p, "id_sampling": True}, num_repeats=3) == 6
+
+
+def _upload(local: str, remote: str) -> None:
+    for folder, _, files in os.walk(local):
+        relative = os.path.relpath(folder, local)
+        target = remote if relative == "." else f"{remote}/{relative}"
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(folder, name), f"{target}/{name}", overwrite=True)
+
+
+def test_non_local_paths_go_through_gfile(source, tmp_path):
+    # TensorFlow's in-memory filesystem stands in for cloud storage (gs://, s3://).
+    remote = f"ram://coseg-test-{os.getpid()}"
+    _upload(str(source), f"{remote}/src")
+    p = {"root_dir": f"{remote}/src", "frame_shape": SHAPE}
+    ex = collect(make_pair_dataset(p, batch_size=3, num_repeats=2, include_metadata=True))
+    assert collections.Counter(ex["video"]) == {b"a": 2, b"b": 2, b"c": 2}
+    c = video_io.read_video(str(source / "train" / "c.mp4"), SHAPE)
+    for src, name, (i, _) in zip(ex["source"], ex["video"], ex["frame_indices"], strict=True):
+        if name == b"c":  # an mp4 read from a non-local path (decoded from a temp copy)
+            np.testing.assert_array_equal(src, c[i])
+    stats = DatasetStats()
+    convert_to_tfrecords(p, f"{remote}/tfr", stats=stats)
+    assert is_tfrecord_dataset(f"{remote}/tfr") and stats.num_skipped == 1
+    names = [n.numpy() for n, _ in make_video_dataset({"root_dir": f"{remote}/tfr", "frame_shape": SHAPE})]
+    assert names == [b"x", b"y"]

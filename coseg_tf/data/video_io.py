@@ -144,11 +144,16 @@ def list_frame_files(folder: str) -> tuple[str, ...]:
 def list_videos(folder: str) -> list[VideoSource]:
     """The videos of one dataset folder, sorted by name; other files (e.g. `.npz`) are ignored."""
     out = []
+    remote = is_remote(folder)
     for entry in listdir(folder):
         entry_name = entry.rstrip("/")
         path = join(folder, entry_name)
         ext = _extension(entry_name)
-        if entry.endswith("/") or isdir(path):
+        # Cloud listings end folder names with '/'; asking about every file would cost one
+        # request each, so there only extension-less names are checked. Locally a stat is cheap
+        # (and needed: VoxCeleb frame folders are named like `...#000123.mp4`).
+        known = ext in VIDEO_EXTENSIONS or ext in IMAGE_EXTENSIONS
+        if entry.endswith("/") or ((not remote or not known) and isdir(path)):
             out.append(VideoSource(entry_name, path, FRAMES))
         elif ext in VIDEO_EXTENSIONS:
             out.append(VideoSource(entry_name[: -len(ext)], path, VIDEO))
