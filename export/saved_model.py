@@ -100,13 +100,26 @@ def _resize_back(maps: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(maps, size, method="bilinear")
 
 
+class _Modules:
+    """The Keras modules, kept out of the SavedModel's object graph (a plain object is not tracked)."""
+
+    def __init__(self, segmenter: Any, generator: Any) -> None:
+        self.segmenter = segmenter
+        self.generator = generator
+
+
 class ServingModule(tf.Module):
-    """Holds the modules (their variables) and the signature functions of one export."""
+    """The variables and the signature functions of one export.
+
+    The Keras models themselves are not attributes: a SavedModel whose object graph holds
+    Keras 3 models loads in Python but not in the C++ loader that TF Serving and
+    `saved_model_cli run` use ("Could not find variable ..."). Tracking only the variables,
+    as keras.export does, gives a SavedModel both loaders read.
+    """
 
     def __init__(self, model: LoadedModel, *, part_swap: bool, resize_to_input: bool) -> None:
         super().__init__(name="coseg_serving")
-        self.segmenter = model.segmenter
-        self.generator = model.generator if part_swap else None
+        self._modules = _Modules(model.segmenter, model.generator if part_swap else None)
         if part_swap and model.generator is None:
             raise ValueError(f"{model.source} has no generator: part swap cannot be exported")
         self.frame_height, self.frame_width = model.frame_size
@@ -122,7 +135,7 @@ class ServingModule(tf.Module):
         self.serve_bytes = tf.function(
             self._from_bytes, input_signature=[tf.TensorSpec(None, tf.string, name="images")]
         )
-        if self.generator is not None:
+        if self._modules.generator is not None:
             self.part_swap = tf.function(
                 self._part_swap,
                 input_signature=[
@@ -132,18 +145,27 @@ class ServingModule(tf.Module):
                 ],
             )
 
+    def trace(self) -> None:
+        """Traces every signature and tracks the tf.Variables they read (what the loaders restore)."""
+        seen: dict[int, tf.Variable] = {}
+        with graphs.delegate_friendly_upsampling():
+            for function in self.signatures().values():
+                for variable in function.get_concrete_function().variables:
+                    seen.setdefault(id(variable), variable)
+        self.model_variables = list(seen.values())
+
     def signatures(self) -> dict[str, Any]:
         out = {
             "serving_default": self.serving_default,
             "serve_uint8": self.serve_uint8,
             "serve_bytes": self.serve_bytes,
         }
-        if self.generator is not None:
+        if self._modules.generator is not None:
             out["part_swap"] = self.part_swap
         return out
 
     def _segment(self, frames: tf.Tensor, input_size: tf.Tensor) -> dict[str, tf.Tensor]:
-        out = graphs.segment(self.segmenter, frames)
+        out = graphs.segment(self._modules.segmenter, frames)
         if self.resize_to_input:
             segmentation = _resize_back(out["segmentation"], input_size[0])
             out.update(graphs.with_labels({**out, "segmentation": segmentation}))
@@ -228,7 +250,9 @@ class ServingModule(tf.Module):
         in_range = tf.logical_and(tf.reduce_min(flat) >= 0.0, tf.reduce_max(flat) <= 1.0)
         part_mask = _guard(in_range, part_mask, "part_mask values must be in [0, 1]")
         part_mask.set_shape([None, self.num_parts])
-        out = graphs.part_swap(self.segmenter, self.generator, source, target_frames, part_mask)
+        out = graphs.part_swap(
+            self._modules.segmenter, self._modules.generator, source, target_frames, part_mask
+        )
         if self.resize_to_input:
             out["image"] = tf.clip_by_value(_resize_back(out["image"], target_size[0]), 0.0, 1.0)
             out["blend_mask"] = _resize_back(out["blend_mask"][..., tf.newaxis], target_size[0])[..., 0]
@@ -272,6 +296,7 @@ def export_saved_model(
         tf.io.gfile.rmtree(staging)
     tf.io.gfile.makedirs(model_base)
     module = ServingModule(model, part_swap=part_swap, resize_to_input=resize_to_input)
+    module.trace()
     with graphs.delegate_friendly_upsampling():
         tf.saved_model.save(module, staging, signatures=module.signatures())
     if os.path.isdir(staging):

@@ -1,0 +1,261 @@
+"""Agreement of every exported artifact with the Keras model it came from.
+
+Each check runs the artifact (SavedModel signatures in TensorFlow, TFLite models in the
+LiteRT interpreter) and the Keras modules on the same frames and reduces the difference to
+one number with a threshold: the largest absolute difference of the float outputs for
+float32 artifacts, the share of pixels with the same part label (argmax) for float16 and
+the int8 variants, the mean absolute difference of the image for the float16 part swap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from coseg_tf.export import graphs, samples, tflite
+from coseg_tf.export.loading import LoadedModel
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Pass marks (see the README's export section for how they were chosen)."""
+
+    float32_max_diff: float = 1e-4
+    float16_label_agreement: float = 0.98
+    dynamic_int8_label_agreement: float = 0.98
+    int8_label_agreement: float = 0.95
+    part_swap_float32_max_diff: float = 1e-4
+    part_swap_float16_mean_diff: float = 1e-2
+
+    def label_agreement(self, variant: str) -> float:
+        return getattr(self, f"{variant}_label_agreement")
+
+
+@dataclasses.dataclass
+class Check:
+    """One artifact's agreement: `value` against `threshold` (`higher_is_better` for agreements)."""
+
+    artifact: str
+    metric: str
+    value: float
+    threshold: float
+    higher_is_better: bool = False
+    details: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        if not np.isfinite(self.value):
+            return False
+        return self.value >= self.threshold if self.higher_is_better else self.value <= self.threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "passed": self.passed}
+
+
+def _max_diff(a: Any, b: Any) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def _at_size(segmentation: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Reference soft maps resized like an export with `resize_to_input` does."""
+    if tuple(segmentation.shape[1:3]) == tuple(shape[1:3]):
+        return segmentation
+    return tf.image.resize(segmentation, shape[1:3], method="bilinear").numpy()
+
+
+def segmentation_agreement(reference: dict[str, Any], got: dict[str, Any]) -> dict[str, float]:
+    """Max abs differences of the float outputs and the share of equal argmax labels."""
+    ref_seg = _at_size(np.asarray(reference["segmentation"]), np.shape(got["segmentation"]))
+    got_seg = np.asarray(got["segmentation"])
+    same = np.argmax(ref_seg, axis=-1) == np.argmax(got_seg, axis=-1)
+    out = {
+        "segmentation_max_diff": _max_diff(ref_seg, got_seg),
+        "shift_max_diff": _max_diff(reference["shift"], got["shift"]),
+        "affine_max_diff": _max_diff(reference["affine"], got["affine"]),
+        "label_agreement": float(np.mean(same)),
+    }
+    if "parts" in got:
+        out["parts_consistent"] = float(np.mean(np.asarray(got["parts"]) == np.argmax(got_seg, axis=-1)))
+    return out
+
+
+def _float_check(artifact: str, numbers: dict[str, float], threshold: float) -> Check:
+    worst = max(numbers["segmentation_max_diff"], numbers["shift_max_diff"], numbers["affine_max_diff"])
+    return Check(artifact, "max |diff| of segmentation, shift, affine", worst, threshold, details=numbers)
+
+
+def part_masks(num_parts: int, count: int) -> np.ndarray:
+    """One part selection per pair, cycling through single parts and every other part."""
+    masks = np.zeros((count, num_parts), np.float32)
+    for i in range(count):
+        if i % 2:
+            masks[i, 1 + (i // 2) % (num_parts - 1)] = 1.0
+        else:
+            masks[i, 1::2] = 1.0
+    return masks
+
+
+def keras_segment(model: LoadedModel, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """The Keras reference, one image at a time (batch statistics play no part at inference)."""
+    outs = [graphs.segment(model.segmenter, frames[i : i + 1]) for i in range(len(frames))]
+    return {key: np.concatenate([o[key].numpy() for o in outs]) for key in outs[0]}
+
+
+def keras_part_swap(model: LoadedModel, pairs: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+    outs = [
+        graphs.part_swap(model.segmenter, model.generator, p[0:1], p[1:2], m[None])
+        for p, m in zip(pairs, masks, strict=True)
+    ]
+    return {key: np.concatenate([o[key].numpy() for o in outs]) for key in outs[0]}
+
+
+def _png(frame: np.ndarray) -> bytes:
+    return tf.io.encode_png(tf.constant(frame)).numpy()
+
+
+def verify_saved_model(
+    path: str, model: LoadedModel, pairs: np.ndarray, thresholds: Thresholds = Thresholds()
+) -> list[Check]:
+    """Every signature of the exported SavedModel at `path` against Keras."""
+    return verify_saved_model_signatures(tf.saved_model.load(path), model, pairs, thresholds)
+
+
+def verify_saved_model_signatures(
+    loaded: Any, model: LoadedModel, pairs: np.ndarray, thresholds: Thresholds = Thresholds()
+) -> list[Check]:
+    """Every signature of a loaded SavedModel against Keras, on pairs at the model's frame size."""
+    signatures = loaded.signatures
+    frames = pairs[:, 1]
+    checks = []
+    reference = keras_segment(model, frames)
+    got = signatures["serving_default"](images=tf.constant(frames))
+    checks.append(
+        _float_check(
+            "saved_model:serving_default", segmentation_agreement(reference, got), thresholds.float32_max_diff
+        )
+    )
+
+    pixels = np.round(frames * 255.0).astype(np.uint8)
+    reference = keras_segment(model, pixels.astype(np.float32) / 255.0)
+    got = signatures["serve_uint8"](images=tf.constant(pixels))
+    checks.append(
+        _float_check(
+            "saved_model:serve_uint8", segmentation_agreement(reference, got), thresholds.float32_max_diff
+        )
+    )
+    got = signatures["serve_bytes"](images=tf.constant([_png(p) for p in pixels]))
+    checks.append(
+        _float_check(
+            "saved_model:serve_bytes (PNG)",
+            segmentation_agreement(reference, got),
+            thresholds.float32_max_diff,
+        )
+    )
+    if "part_swap" in signatures:
+        masks = part_masks(model.num_segments + 1, len(pairs))
+        reference = keras_part_swap(model, pairs, masks)
+        got = signatures["part_swap"](
+            source=tf.constant(pairs[:, 0]), target=tf.constant(pairs[:, 1]), part_mask=tf.constant(masks)
+        )
+        image = np.asarray(got["image"])
+        ref_image = _at_size(reference["image"], image.shape)
+        checks.append(
+            Check(
+                "saved_model:part_swap",
+                "max |diff| of the image",
+                _max_diff(ref_image, image),
+                thresholds.part_swap_float32_max_diff,
+                details={"mean_diff": float(np.mean(np.abs(ref_image - image)))},
+            )
+        )
+    return checks
+
+
+def verify_tflite_segmenter(
+    content: bytes,
+    variant: str,
+    model: LoadedModel,
+    frames: np.ndarray,
+    thresholds: Thresholds = Thresholds(),
+    num_threads: int = 2,
+) -> Check:
+    """One segmenter variant against Keras, on `frames` already at the model's fixed size."""
+    runner = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, num_threads)
+    outs = [runner(image=frames[i : i + 1]) for i in range(len(frames))]
+    got = {key: np.concatenate([o[key] for o in outs]) for key in outs[0]}
+    numbers = segmentation_agreement(keras_segment(model, frames), got)
+    artifact = f"tflite:segmenter_{variant}"
+    if variant == "float32":
+        return _float_check(artifact, numbers, thresholds.float32_max_diff)
+    return Check(
+        artifact,
+        "share of pixels with the same part label",
+        numbers["label_agreement"],
+        thresholds.label_agreement(variant),
+        higher_is_better=True,
+        details=numbers,
+    )
+
+
+def verify_tflite_part_swap(
+    content: bytes,
+    variant: str,
+    model: LoadedModel,
+    pairs: np.ndarray,
+    thresholds: Thresholds = Thresholds(),
+    num_threads: int = 2,
+) -> Check:
+    """The part-swap model against Keras on `pairs` [N, 2, H, W, 3] at its fixed size."""
+    runner = tflite.LiteRunner(content, tflite.PART_SWAP_SIGNATURE, num_threads)
+    masks = part_masks(model.num_segments + 1, len(pairs))
+    images = np.concatenate(
+        [
+            runner(source=p[0:1], target=p[1:2], part_mask=m[None])["image"]
+            for p, m in zip(pairs, masks, strict=True)
+        ]
+    )
+    reference = keras_part_swap(model, pairs, masks)["image"]
+    numbers = {
+        "max_diff": _max_diff(reference, images),
+        "mean_diff": float(np.mean(np.abs(reference - images))),
+    }
+    artifact = f"tflite:part_swap_{variant}"
+    if variant == "float32":
+        return Check(
+            artifact,
+            "max |diff| of the image",
+            numbers["max_diff"],
+            thresholds.part_swap_float32_max_diff,
+            details=numbers,
+        )
+    return Check(
+        artifact,
+        "mean |diff| of the image",
+        numbers["mean_diff"],
+        thresholds.part_swap_float16_mean_diff,
+        details=numbers,
+    )
+
+
+def at_size(pairs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pairs [N, 2, H, W, 3] resized to a TFLite model's fixed size."""
+    flat = samples.resize(pairs.reshape(-1, *pairs.shape[2:]), size)
+    return flat.reshape(len(pairs), 2, *size, 3)
+
+
+def format_table(checks: Sequence[Check]) -> str:
+    """A plain-text table: one row per artifact with its metric, value, threshold and verdict."""
+    rows = [("artifact", "metric", "value", "threshold", "ok")]
+    for c in checks:
+        bound = (">= " if c.higher_is_better else "<= ") + f"{c.threshold:.3g}"
+        value = f"{100 * c.value:.2f}%" if c.higher_is_better else f"{c.value:.3g}"
+        rows.append((c.artifact, c.metric, value, bound, "yes" if c.passed else "NO"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    out = io.StringIO()
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    return out.getvalue()
