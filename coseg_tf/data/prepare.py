@@ -10,6 +10,7 @@ stored as PNG (lossless, default) or JPEG. Afterwards point `dataset_params.root
 
 from __future__ import annotations
 
+import sys
 import time
 
 from absl import app, flags, logging
@@ -79,7 +80,12 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
+    before = set(FLAGS)
     _define_flags()
+    # `--help` lists the key flags of the program (sys.argv[0]), which for a console script
+    # is the generated wrapper, not this module.
+    for name in set(FLAGS) - before:
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
     app.run(main)
 
 
