@@ -1,0 +1,119 @@
+"""A non-learned part segmenter, so that the evaluation's numbers have a floor.
+
+k-means on colour and position, per image: each pixel of the image (resized to `work_size`)
+is a point (L, a, b) / 100 (CIELAB, so distances follow perceived colour) plus
+`position_weight` * (x, y) / work_size (so clusters are also compact regions); K + 1
+clusters are found by Lloyd's algorithm from a k-means++ start with a fixed seed. The
+cluster that holds most of the image border is the background (objects are framed in the
+middle); the others are the K parts, numbered top to bottom by their mean y so that part k
+tends to be the same region across images (the landmark regression needs that). Its output
+has the segmenter's layout: one-hot maps [N, h, w, K+1], channel 0 the background.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def kmeans(
+    points: np.ndarray, k: int, *, iterations: int = 20, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means from a k-means++ start: (centres [k, D], assignment [P]).
+
+    An emptied cluster is moved to the point farthest from its centre, so k clusters remain.
+    """
+    points = np.asarray(points, np.float64)
+    rng = np.random.default_rng(seed)
+    count = len(points)
+    if count < k:
+        raise ValueError(f"{count} points cannot make {k} clusters")
+    centres = np.empty((k, points.shape[1]))
+    centres[0] = points[rng.integers(count)]
+    nearest = ((points - centres[0]) ** 2).sum(-1)
+    for c in range(1, k):
+        total = nearest.sum()
+        index = rng.choice(count, p=nearest / total) if total > 0 else rng.integers(count)
+        centres[c] = points[index]
+        nearest = np.minimum(nearest, ((points - centres[c]) ** 2).sum(-1))
+    assignment = np.zeros(count, np.int64)
+    for _ in range(iterations):
+        distances = ((points[:, None, :] - centres[None]) ** 2).sum(-1)
+        new = distances.argmin(1)
+        sizes = np.bincount(new, minlength=k)
+        for empty in np.flatnonzero(sizes == 0):
+            far = distances[np.arange(count), new].argmax()
+            new[far] = empty
+            distances[far] = 0.0
+            sizes = np.bincount(new, minlength=k)
+        for c in range(k):
+            centres[c] = points[new == c].mean(0)
+        if np.array_equal(new, assignment):
+            break
+        assignment = new
+    return centres, assignment
+
+
+def kmeans_parts(
+    image: np.ndarray,
+    num_parts: int,
+    *,
+    work_size: int = 64,
+    position_weight: float = 1.0,
+    iterations: int = 20,
+    seed: int = 0,
+) -> np.ndarray:
+    """Part labels [work_size, work_size] of one RGB image (float in [0, 1]); 0 = background."""
+    small = cv2.resize(np.asarray(image, np.float32), (work_size, work_size), interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(np.clip(small, 0.0, 1.0), cv2.COLOR_RGB2Lab) / 100.0
+    ys, xs = np.mgrid[0:work_size, 0:work_size].astype(np.float64) / work_size
+    features = np.concatenate(
+        [lab.reshape(-1, 3), position_weight * np.stack([xs, ys], -1).reshape(-1, 2)], 1
+    )
+    _, assignment = kmeans(features, num_parts + 1, iterations=iterations, seed=seed)
+    clusters = assignment.reshape(work_size, work_size)
+    border = np.concatenate([clusters[0], clusters[-1], clusters[:, 0], clusters[:, -1]])
+    background = int(np.bincount(border, minlength=num_parts + 1).argmax())
+    others = [c for c in range(num_parts + 1) if c != background]
+    mean_y = [ys.ravel()[assignment == c].mean() for c in others]
+    order = [others[i] for i in np.argsort(mean_y, kind="stable")]
+    relabel = np.zeros(num_parts + 1, np.int64)
+    relabel[order] = np.arange(1, num_parts + 1)
+    return relabel[clusters]
+
+
+class KMeansSegmenter:
+    """The baseline behind the segmenter's interface: images [B, H, W, 3] -> maps [B, h, w, K+1]."""
+
+    def __init__(
+        self, num_segments: int, *, work_size: int = 64, position_weight: float = 1.0, seed: int = 0
+    ) -> None:
+        self.num_segments = num_segments
+        self.work_size = work_size
+        self.position_weight = position_weight
+        self.seed = seed
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        labels = [
+            kmeans_parts(
+                image,
+                self.num_segments,
+                work_size=self.work_size,
+                position_weight=self.position_weight,
+                seed=self.seed,
+            )
+            for image in np.asarray(images, np.float32)
+        ]
+        return np.eye(self.num_segments + 1, dtype=np.float32)[np.stack(labels)]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "kmeans_baseline",
+            "num_segments": self.num_segments,
+            "work_size": self.work_size,
+            "position_weight": self.position_weight,
+            "features": "CIELAB / 100 and position_weight * (x, y) / work_size",
+            "seed": self.seed,
+        }
