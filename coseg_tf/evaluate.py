@@ -1,0 +1,689 @@
+"""`coseg-eval`: the paper's evaluation (Sec. 4) of a model on ground truth, as JSON and a picture.
+
+Figures (definitions in `coseg_tf.metrics`; every one at the ground truth's resolution, the
+segmentation bilinearly resized to it):
+
+- landmark regression (paper Sec. 4, after Hung et al.): the K part centroids of every image
+  (soft-mask weighted, background excluded) -> a linear regression per landmark coordinate,
+  fitted on the train split, scored on the test split, whose identities must differ; the
+  paper's figure (sum over landmarks and coordinates of the MAE, pixels at 256x256) and a
+  normalised mean error;
+- foreground IoU: sum of the K part maps > 0.5 against the ground-truth mask (mean over
+  test images, and pooled over all their pixels);
+- part NMI and ARI against ground-truth part labels, pooled over the test images' pixels:
+  over all pixels (labels = argmax of the K+1 maps, background included) and over the
+  ground-truth foreground only (argmax of the K part maps).
+
+Models: a trainer model directory (`final/segmenter.keras`, else `checkpoints/`), a `.keras`
+file, a tf.train checkpoint, an original `.pth.tar` with `--config`, an exported SavedModel
+directory, a `.tflite` segmenter, or `kmeans` (the non-learned baseline of `baselines`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from absl import app, flags, logging
+
+from coseg_tf import ground_truth
+from coseg_tf import metrics as metrics_lib
+from coseg_tf.data import video_io
+
+# Table 1(a) of the paper, K = 10, for comparison in the report.
+PAPER_TABLE_1A = {
+    "taichi": {"mae_sum_256": 389.78, "foreground_iou": 0.7686},
+    "vox": {"mae_sum_256": 424.96, "foreground_iou": 0.9135},
+}
+NORMALIZERS = ("auto", "bbox_diagonal", "mask_height")
+
+
+def define_flags() -> flags.FlagValues:
+    """The command's flags, in their own FlagValues (no clash with other commands' flags in one process)."""
+    values = flags.FlagValues()
+    flags.DEFINE_string(
+        "model",
+        None,
+        "What to evaluate: a trainer model directory, a .keras file, a tf.train checkpoint, an original "
+        ".pth.tar (with --config), an exported SavedModel directory, a .tflite segmenter, or `kmeans` "
+        "(the non-learned baseline).",
+        flag_values=values,
+    )
+    flags.DEFINE_string(
+        "config", None, "Config YAML; default: the one beside the model (trainer layout).", flag_values=values
+    )
+    flags.DEFINE_enum(
+        "data_format",
+        "synthetic",
+        ground_truth.FORMATS,
+        "Ground-truth layout of --data_dir.",
+        flag_values=values,
+    )
+    flags.DEFINE_string("data_dir", None, "Ground-truth root (see --data_format).", flag_values=values)
+    flags.DEFINE_integer(
+        "frames_per_video", 8, "synthetic: evenly spaced frames taken from each video.", flag_values=values
+    )
+    flags.DEFINE_string(
+        "synthetic_layout",
+        None,
+        "synthetic: video folder to read (png, mp4, ...); default: lossless first.",
+        flag_values=values,
+    )
+    flags.DEFINE_string(
+        "train_landmarks", None, "original: pandas pickle of the train split's landmarks.", flag_values=values
+    )
+    flags.DEFINE_string(
+        "test_landmarks", None, "original: pandas pickle of the test split's landmarks.", flag_values=values
+    )
+    flags.DEFINE_string(
+        "masks_dir",
+        None,
+        "original: foreground masks, <masks_dir>/<split>/<name> or <masks_dir>/<name>.",
+        flag_values=values,
+    )
+    flags.DEFINE_bool(
+        "trust_pickles",
+        False,
+        "Read the landmark pickles of --data_format=original. Pickles can run code: without this flag they "
+        "are refused; with it they are read by an allow-list unpickler that builds DataFrame data only.",
+        flag_values=values,
+    )
+    flags.DEFINE_integer(
+        "max_train_images",
+        5000,
+        "Regression fit images (paper: 5000); a seeded subset if more.",
+        flag_values=values,
+    )
+    flags.DEFINE_integer(
+        "max_test_images", 300, "Test images (paper: 300); a seeded subset if more.", flag_values=values
+    )
+    flags.DEFINE_integer("seed", 0, "Seed of the image subsets.", flag_values=values)
+    flags.DEFINE_integer("batch_size", 16, "Images per forward pass.", flag_values=values)
+    flags.DEFINE_string(
+        "nme_normalizer",
+        "auto",
+        "Normaliser of the NME: bbox_diagonal (of the image's present landmarks), mask_height (rows of the "
+        "ground-truth mask: the puppets' figure height), landmarks:I,J (distance between landmarks I and J, "
+        "e.g. the outer eye corners 36,45 of 68-point faces), or auto (mask_height for synthetic, else "
+        "bbox_diagonal).",
+        flag_values=values,
+    )
+    flags.DEFINE_integer(
+        "reference_size",
+        metrics_lib.PAPER_RESOLUTION,
+        "Frame size the summed MAE is expressed at.",
+        flag_values=values,
+    )
+    flags.DEFINE_integer("kmeans_parts", 10, "kmeans: number of parts K.", flag_values=values)
+    flags.DEFINE_integer(
+        "kmeans_work_size", 64, "kmeans: images are clustered at this size.", flag_values=values
+    )
+    flags.DEFINE_string(
+        "output_dir", "coseg_eval", "Where metrics.json and parts.png are written.", flag_values=values
+    )
+    flags.DEFINE_integer("num_visualize", 6, "Test images shown in parts.png.", flag_values=values)
+    return values
+
+
+class Predictor(Protocol):
+    """Images uint8 [B, H, W, 3] -> soft part maps [B, h, w, K+1] (channel 0 = background)."""
+
+    num_segments: int
+
+    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class KerasPredictor:
+    """A segmenter module (from `coseg_tf.export.loading`) at its config's frame size."""
+
+    def __init__(self, segmenter: Any, frame_size: tuple[int, int], source: str) -> None:
+        self.segmenter = segmenter
+        self.frame_size = frame_size
+        self.source = source
+        self.num_segments = int(segmenter.num_segments)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        frames = video_io.to_float(video_io.resize_frames(images, self.frame_size))
+        return np.asarray(self.segmenter(frames, training=False)["segmentation"], np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "keras",
+            "source": self.source,
+            "num_segments": self.num_segments,
+            "frame_size": list(self.frame_size),
+            "scale_factor": float(self.segmenter.scale_factor),
+        }
+
+
+class SavedModelPredictor:
+    """An exported SavedModel: its `serve_uint8` signature resizes any input to the model's size."""
+
+    def __init__(self, path: str) -> None:
+        import tensorflow as tf
+
+        self.path = path
+        self.model = tf.saved_model.load(path)
+        if "serve_uint8" not in self.model.signatures:
+            raise ValueError(f"{path}: no serve_uint8 signature (not exported by coseg_tf.export?)")
+        self.signature = self.model.signatures["serve_uint8"]
+        probe = self.signature(images=tf.zeros((1, 8, 8, 3), tf.uint8))["segmentation"]
+        self.num_segments = int(probe.shape[-1]) - 1
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        out = self.signature(images=tf.constant(images, tf.uint8))
+        return np.asarray(out["segmentation"], np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "saved_model", "source": self.path, "num_segments": self.num_segments}
+
+
+class TFLitePredictor:
+    """A `.tflite` segmenter (`segment` signature, fixed input size), one image at a time."""
+
+    def __init__(self, path: str) -> None:
+        from coseg_tf.export.tflite import SEGMENT_SIGNATURE, LiteRunner
+
+        self.path = path
+        with open(path, "rb") as f:
+            self.runner = LiteRunner(f.read(), SEGMENT_SIGNATURE)
+        shape = self.runner.runner.get_input_details()["image"]["shape"]
+        self.frame_size = (int(shape[1]), int(shape[2]))
+        probe = self.runner(image=np.zeros((1, *self.frame_size, 3), np.float32))["segmentation"]
+        self.num_segments = int(probe.shape[-1]) - 1
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        frames = video_io.to_float(video_io.resize_frames(images, self.frame_size))
+        return np.concatenate([self.runner(image=f[None])["segmentation"] for f in frames]).astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "tflite",
+            "source": self.path,
+            "num_segments": self.num_segments,
+            "frame_size": list(self.frame_size),
+        }
+
+
+class BaselinePredictor:
+    """The k-means baseline (`coseg_tf.baselines`) behind the predictor interface."""
+
+    def __init__(self, num_segments: int, work_size: int, seed: int) -> None:
+        from coseg_tf.baselines import KMeansSegmenter
+
+        self.segmenter = KMeansSegmenter(num_segments, work_size=work_size, seed=seed)
+        self.num_segments = num_segments
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.segmenter(video_io.to_float(images))
+
+    def describe(self) -> dict[str, Any]:
+        return self.segmenter.describe()
+
+
+def load_predictor(
+    model: str,
+    config: str | None = None,
+    *,
+    kmeans_parts: int = 10,
+    kmeans_work_size: int = 64,
+    seed: int = 0,
+) -> Predictor:
+    """The predictor for `--model` (see the module docstring for what it may name)."""
+    if model == "kmeans":
+        return BaselinePredictor(kmeans_parts, kmeans_work_size, seed)
+    if model.endswith(".tflite"):
+        return TFLitePredictor(model)
+    path = model.rstrip("/")
+    if video_io.isdir(path):
+        if video_io.exists(video_io.join(path, "saved_model.pb")):
+            return SavedModelPredictor(path)
+        final = video_io.join(path, "final", "segmenter.keras")
+        if video_io.exists(final):
+            path = final
+        elif video_io.isdir(video_io.join(path, "checkpoints")):
+            path = video_io.join(path, "checkpoints")
+    from coseg_tf.export.loading import load_model
+
+    loaded = load_model(path, config)
+    return KerasPredictor(loaded.segmenter, loaded.frame_size, loaded.source)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    """Everything that changes the figures, recorded in the JSON."""
+
+    max_train_images: int | None = 5000
+    max_test_images: int | None = 300
+    seed: int = 0
+    batch_size: int = 16
+    nme_normalizer: str = "auto"
+    reference_size: int = metrics_lib.PAPER_RESOLUTION
+    num_visualize: int = 6
+    iou_threshold: float = 0.5
+
+
+@dataclasses.dataclass
+class _SplitOutputs:
+    centroids: np.ndarray  # [N, K, 2]
+    ious: list[float] = dataclasses.field(default_factory=list)
+    iou_counts: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2, np.int64))
+    table_all: np.ndarray | None = None
+    table_foreground: np.ndarray | None = None
+    mask_heights: list[float] = dataclasses.field(default_factory=list)
+    shown: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
+
+
+def _run_split(
+    predictor: Predictor, split: ground_truth.EvalSplit, settings: EvalSettings, score: bool
+) -> _SplitOutputs:
+    """Centroids of every item; for the scored split also IoU, contingency tables and pictures."""
+    centroids = []
+    out = _SplitOutputs(np.zeros((0, predictor.num_segments, 2)))
+    for start in range(0, len(split), settings.batch_size):
+        indices = list(range(start, min(start + settings.batch_size, len(split))))
+        batch = split.load(indices)
+        segmentation = np.asarray(predictor(batch.images), np.float32)
+        if segmentation.shape[-1] != predictor.num_segments + 1:
+            raise ValueError(f"the model returned {segmentation.shape[-1]} maps, expected K+1")
+        maps = metrics_lib.upsample_segmentation(segmentation, split.image_size)
+        centroids.append(metrics_lib.part_centroids(maps))
+        if not score:
+            continue
+        if batch.masks is not None:
+            out.ious.extend(
+                np.atleast_1d(
+                    metrics_lib.foreground_iou(segmentation, batch.masks, settings.iou_threshold)
+                ).tolist()
+            )
+            predicted_fg = maps[..., 1:].sum(-1) > settings.iou_threshold
+            out.iou_counts += [
+                np.logical_and(predicted_fg, batch.masks).sum(),
+                np.logical_or(predicted_fg, batch.masks).sum(),
+            ]
+            out.mask_heights.extend(metrics_lib.mask_height(batch.masks).tolist())
+        if batch.labels is not None:
+            labels = maps.argmax(-1)
+            out.table_all = metrics_lib.add_tables(
+                out.table_all, metrics_lib.contingency_table(batch.labels, labels)
+            )
+            inside = batch.labels > 0
+            parts = maps[..., 1:].argmax(-1) + 1
+            out.table_foreground = metrics_lib.add_tables(
+                out.table_foreground, metrics_lib.contingency_table(batch.labels[inside], parts[inside])
+            )
+        for i in range(len(indices)):
+            if len(out.shown) < settings.num_visualize:
+                shown = {"image": batch.images[i], "maps": maps[i], "index": np.array(indices[i])}
+                if batch.labels is not None:
+                    shown["labels"] = batch.labels[i]
+                if batch.masks is not None:
+                    shown["mask"] = batch.masks[i]
+                out.shown.append(shown)
+    out.centroids = np.concatenate(centroids) if centroids else out.centroids
+    return out
+
+
+def _normalizer(
+    name: str, data_format: str, test: ground_truth.EvalSplit, outputs: _SplitOutputs
+) -> tuple[str, np.ndarray | None]:
+    if name == "auto":
+        name = "mask_height" if data_format == "synthetic" else "bbox_diagonal"
+    if name == "bbox_diagonal":
+        return name, metrics_lib.bbox_diagonal(test.landmarks)
+    if name == "mask_height":
+        if not outputs.mask_heights:
+            raise ValueError("--nme_normalizer=mask_height needs ground-truth masks")
+        return name, np.asarray(outputs.mask_heights)
+    if name.startswith("landmarks:"):
+        try:
+            i, j = (int(v) for v in name.split(":", 1)[1].split(","))
+        except ValueError:
+            raise ValueError(f"--nme_normalizer={name}: expected landmarks:I,J") from None
+        points = test.landmarks
+        return name, np.hypot(*(points[:, i] - points[:, j]).T)
+    raise ValueError(f"unknown --nme_normalizer {name!r}; choose from {NORMALIZERS} or landmarks:I,J")
+
+
+def evaluate(
+    predictor: Predictor,
+    splits: dict[str, ground_truth.EvalSplit],
+    settings: EvalSettings,
+    data_format: str = "synthetic",
+) -> dict[str, Any]:
+    """Every figure the ground truth allows, with the counts behind it; `_shown` holds pictures."""
+    test = ground_truth.limit(splits["test"], settings.max_test_images, settings.seed)
+    train = splits.get("train")
+    if train is not None:
+        train = ground_truth.limit(train, settings.max_train_images, settings.seed)
+    started = time.time()
+    test_out = _run_split(predictor, test, settings, score=True)
+    results: dict[str, Any] = {
+        "splits": {
+            "test": _split_info(test),
+            **({"train": _split_info(train)} if train is not None else {}),
+        }
+    }
+    landmarks: dict[str, Any] = {"available": False}
+    if test.landmarks is None:
+        landmarks["reason"] = "the test split has no landmarks"
+    elif train is None or train.landmarks is None:
+        landmarks["reason"] = "no train split with landmarks to fit the regression on"
+    else:
+        metrics_lib.check_disjoint_identities(train.identities, test.identities)
+        train_out = _run_split(predictor, train, settings, score=False)
+        predictions, fitted = metrics_lib.landmark_regression(
+            train_out.centroids.reshape(len(train), -1),
+            train.landmarks,
+            test_out.centroids.reshape(len(test), -1),
+            test.landmarks,
+        )
+        normalizer_name, normalizer = _normalizer(settings.nme_normalizer, data_format, test, test_out)
+        scores = metrics_lib.landmark_errors(
+            predictions, test.landmarks, test.image_size, normalizer, settings.reference_size
+        )
+        landmarks = {
+            "available": True,
+            **scores,
+            "nme_normalizer": normalizer_name,
+            "num_landmarks": int(test.landmarks.shape[1]),
+            "landmark_names": test.landmark_names,
+            "num_train_images": len(train),
+            "num_test_images": len(test),
+            "num_coordinates_fitted": int(fitted.sum()),
+            "identities_disjoint": True,
+            "num_train_identities": len(set(train.identities)),
+            "num_test_identities": len(set(test.identities)),
+        }
+        results["_predictions"] = predictions
+    results["landmark_regression"] = landmarks
+    if test_out.ious:
+        intersection, union = (int(v) for v in test_out.iou_counts)
+        results["foreground_iou"] = {
+            "available": True,
+            "mean_per_image": float(np.mean(test_out.ious)),
+            "pooled": intersection / union if union else 1.0,
+            "threshold": settings.iou_threshold,
+            "num_images": len(test_out.ious),
+        }
+    else:
+        results["foreground_iou"] = {"available": False, "reason": "no ground-truth masks"}
+    if test_out.table_all is not None:
+        results["parts"] = {
+            "available": True,
+            "nmi_all_pixels": metrics_lib.normalized_mutual_information(test_out.table_all),
+            "ari_all_pixels": metrics_lib.adjusted_rand_index(test_out.table_all),
+            "nmi_foreground": metrics_lib.normalized_mutual_information(test_out.table_foreground),
+            "ari_foreground": metrics_lib.adjusted_rand_index(test_out.table_foreground),
+            "num_pixels_all": int(test_out.table_all.sum()),
+            "num_pixels_foreground": int(test_out.table_foreground.sum()),
+            "num_ground_truth_labels": int((test_out.table_all.sum(1) > 0).sum()),
+            "ground_truth_part_names": test.part_names,
+        }
+    else:
+        results["parts"] = {"available": False, "reason": "no ground-truth part labels"}
+    results["seconds"] = time.time() - started
+    results["_shown"] = test_out.shown
+    results["_test"] = test
+    return results
+
+
+def _split_info(split: ground_truth.EvalSplit) -> dict[str, Any]:
+    return {
+        "num_images": len(split),
+        "num_identities": len(set(split.identities)),
+        "image_size": list(split.image_size),
+        "has_landmarks": split.landmarks is not None,
+        "has_masks": split.has_masks,
+        "has_part_labels": split.has_labels,
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _label_image(labels: np.ndarray, num_parts: int) -> np.ndarray:
+    """A label map as uint8 RGB in the trainer's part colours (black background)."""
+    from coseg_tf.trainer import label_colors
+
+    return (label_colors(labels, num_parts) * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_picture(results: dict[str, Any], num_segments: int, path: str) -> str | None:
+    """Rows of [image | predicted parts over it | predicted part map | ground truth | landmarks].
+
+    Ground-truth parts are coloured by their own ids (a part's colour need not match the
+    predicted part's: unsupervised ids are arbitrary). Landmarks: ground truth as green
+    dots, the regression's predictions as red crosses.
+    """
+    import cv2
+
+    shown = results["_shown"]
+    if not shown:
+        return None
+    predictions = results.get("_predictions")
+    test = results["_test"]
+    if test.part_names:
+        num_truth = len(test.part_names) - 1
+    else:
+        num_truth = max([int(item["labels"].max(initial=0)) for item in shown if "labels" in item] + [1])
+    height, width = shown[0]["image"].shape[:2]
+    zoom = max(1, int(np.ceil(128 / max(height, width))))
+    rows = []
+    for item in shown:
+        image = item["image"]
+        labels = item["maps"].argmax(-1)
+        predicted = _label_image(labels, num_segments)
+        foreground = (labels > 0)[..., None]
+        overlay = np.where(foreground, (0.45 * image + 0.55 * predicted).astype(np.uint8), image)
+        cells = [image, overlay, predicted]
+        if "labels" in item:
+            cells.append(_label_image(item["labels"], num_truth))
+        elif "mask" in item:
+            cells.append(np.repeat(item["mask"][..., None].astype(np.uint8) * 255, 3, -1))
+        cells = [cv2.resize(c, (width * zoom, height * zoom), interpolation=cv2.INTER_NEAREST) for c in cells]
+        if predictions is not None:
+            canvas = np.ascontiguousarray(cells[0].copy())
+            index = int(item["index"])
+            for point, color, marker in (
+                (test.landmarks[index], (0, 255, 0), None),
+                (predictions[index], (255, 0, 0), cv2.MARKER_CROSS),
+            ):
+                for x, y in point:
+                    if np.isfinite(x) and np.isfinite(y):
+                        center = (int(round((x + 0.5) * zoom - 0.5)), int(round((y + 0.5) * zoom - 0.5)))
+                        if marker is None:
+                            cv2.circle(canvas, center, max(2, zoom), color, -1)
+                        else:
+                            cv2.drawMarker(canvas, center, color, marker, 3 * max(2, zoom), 1)
+            cells.append(canvas)
+        rows.append(
+            np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in cells], 1)
+        )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def public_results(results: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-able part of `evaluate`'s results (without the arrays kept for the picture)."""
+    return {k: v for k, v in results.items() if not k.startswith("_")}
+
+
+def load_splits(
+    data_format: str,
+    data_dir: str,
+    *,
+    frames_per_video: int = 8,
+    synthetic_layout: str | None = None,
+    train_landmarks: str | None = None,
+    test_landmarks: str | None = None,
+    masks_dir: str | None = None,
+    trust_pickles: bool = False,
+) -> dict[str, ground_truth.EvalSplit]:
+    """The ground truth of `--data_format` as train/test splits."""
+    if data_format == "synthetic":
+        return ground_truth.read_synthetic(
+            data_dir, frames_per_video=frames_per_video, layout=synthetic_layout
+        )
+    if data_format == "plain":
+        return ground_truth.read_plain(data_dir)
+    if data_format == "original":
+        return ground_truth.read_original(
+            data_dir, train_landmarks, test_landmarks, trust_pickles=trust_pickles, masks_dir=masks_dir
+        )
+    raise ValueError(f"unknown data format {data_format!r}; choose from {ground_truth.FORMATS}")
+
+
+def _summary_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    lm = results["landmark_regression"]
+    if lm["available"]:
+        lines.append(
+            f"landmark regression: MAE sum {lm['mae_sum_256']:.2f} (pixels at {lm['reference_size']}, "
+            f"{lm['num_coordinates_scored']}/{lm['num_coordinates']} coordinates), "
+            f"NME {lm.get('nme', float('nan')):.4f} "
+            f"({lm['nme_normalizer']}); {lm['num_train_images']} fit / {lm['num_test_images']} test images"
+        )
+    else:
+        lines.append(f"landmark regression: not available ({lm['reason']})")
+    iou = results["foreground_iou"]
+    if iou["available"]:
+        lines.append(
+            f"foreground IoU: {iou['mean_per_image']:.4f} (mean per image), {iou['pooled']:.4f} (pooled)"
+        )
+    else:
+        lines.append(f"foreground IoU: not available ({iou['reason']})")
+    parts = results["parts"]
+    if parts["available"]:
+        lines.append(
+            f"parts: NMI {parts['nmi_all_pixels']:.4f} / ARI {parts['ari_all_pixels']:.4f} (all pixels), "
+            f"NMI {parts['nmi_foreground']:.4f} / ARI {parts['ari_foreground']:.4f} (foreground)"
+        )
+    else:
+        lines.append(f"parts: not available ({parts['reason']})")
+    return lines
+
+
+def run(argv: Sequence[str]) -> int:
+    """The command: parses `argv` (program name first), evaluates, writes metrics.json and parts.png."""
+    FLAGS = define_flags()  # noqa: N806 - read like absl's global FLAGS
+    rest = FLAGS(list(argv))
+    if len(rest) > 1:
+        raise app.UsageError(f"unexpected arguments: {rest[1:]}")
+    if not FLAGS.model or not FLAGS.data_dir:
+        raise app.UsageError("--model and --data_dir are required")
+    settings = EvalSettings(
+        max_train_images=FLAGS.max_train_images,
+        max_test_images=FLAGS.max_test_images,
+        seed=FLAGS.seed,
+        batch_size=FLAGS.batch_size,
+        nme_normalizer=FLAGS.nme_normalizer,
+        reference_size=FLAGS.reference_size,
+        num_visualize=FLAGS.num_visualize,
+    )
+    splits = load_splits(
+        FLAGS.data_format,
+        FLAGS.data_dir,
+        frames_per_video=FLAGS.frames_per_video,
+        synthetic_layout=FLAGS.synthetic_layout,
+        train_landmarks=FLAGS.train_landmarks,
+        test_landmarks=FLAGS.test_landmarks,
+        masks_dir=FLAGS.masks_dir,
+        trust_pickles=FLAGS.trust_pickles,
+    )
+    predictor = load_predictor(
+        FLAGS.model,
+        FLAGS.config,
+        kmeans_parts=FLAGS.kmeans_parts,
+        kmeans_work_size=FLAGS.kmeans_work_size,
+        seed=FLAGS.seed,
+    )
+    results = evaluate(predictor, splits, settings, FLAGS.data_format)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    picture = write_picture(results, predictor.num_segments, os.path.join(FLAGS.output_dir, "parts.png"))
+    report = {
+        "command": " ".join(["coseg-eval", *argv[1:]]),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": predictor.describe(),
+        "data": {
+            "format": FLAGS.data_format,
+            "dir": FLAGS.data_dir,
+            "frames_per_video": FLAGS.frames_per_video if FLAGS.data_format == "synthetic" else None,
+            "train_landmarks": FLAGS.train_landmarks,
+            "test_landmarks": FLAGS.test_landmarks,
+            "masks_dir": FLAGS.masks_dir,
+        },
+        "settings": dataclasses.asdict(settings),
+        "resolution": "ground truth's; segmentation maps bilinearly resized to it (argmax for labels)",
+        "paper_table_1a_k10": PAPER_TABLE_1A,
+        **public_results(results),
+        "picture": picture,
+    }
+    json_path = os.path.join(FLAGS.output_dir, "metrics.json")
+    write_json(report, json_path)
+    for line in _summary_lines(results):
+        print(line)
+    print(f"metrics: {json_path}")
+    if picture:
+        print(f"picture: {picture}  (image | predicted parts | part map | ground truth | landmarks)")
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """numpy values to Python ones and NaN/inf to null, so that the file is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_json(report: dict[str, Any], path: str) -> str:
+    """Writes `report` as strict JSON (NaN as null)."""
+    with open(path, "w") as f:
+        json.dump(_plain(report), f, indent=1, allow_nan=False)
+    return path
+
+
+def main() -> None:
+    """Console-script entry point (`coseg-eval`)."""
+    argv = list(sys.argv)
+    if any(arg in ("-h", "--help", "--helpfull", "-?") for arg in argv[1:]):
+        print(f"{__doc__.splitlines()[0]}\n\n{define_flags().get_help()}")
+        return
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(argv[:1])  # absl logging reads the global flags
+    logging.set_verbosity(logging.WARNING)
+    try:
+        code = run(argv)
+    except (flags.Error, app.UsageError) as e:
+        print(f"coseg-eval: {e}\nPass --help for the flags.", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
