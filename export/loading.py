@@ -1,10 +1,12 @@
 """Loads the modules to export from any of our model files or an original checkpoint.
 
 Three sources are read: a `.keras` file (the trainer's `<model_dir>/final/model.keras`, a
-`CosegModel`, or a bare `SegmentationModule`), a tf.train checkpoint (a directory, whose
-latest checkpoint is used, or a checkpoint prefix) written as `tf.train.Checkpoint(model=
-CosegModel)`, and an original `.pth.tar`/`.pth`/`.npz`. A config gives the frame size (and,
-for checkpoints, the architecture); by default the trainer's `<model_dir>/config.yaml`.
+`CosegModel`, or a bare `SegmentationModule` such as `final/segmenter.keras`), a tf.train
+checkpoint written as `tf.train.Checkpoint(model=CosegModel, ...)` (a prefix, or a folder
+whose latest checkpoint is used, `<model_dir>/checkpoints/` included), and an original
+`.pth.tar`/`.pth`/`.npz`. A run folder means its `final/model.keras` when there is one.
+A config gives the frame size (and, for checkpoints and original weights, the
+architecture); by default the trainer's `config.yaml` next to the model or one folder up.
 """
 
 from __future__ import annotations
@@ -149,23 +151,55 @@ def _build_modules(config: dict[str, Any]) -> tuple[SegmentationModule, Reconstr
     return segmenter, generator
 
 
+def _checkpoint_prefix(path: str) -> str | None:
+    """A checkpoint prefix, or the latest checkpoint of a folder or of its `checkpoints/`."""
+    if not tf.io.gfile.isdir(path):
+        return path
+    for folder in (path, os.path.join(path, "checkpoints")):
+        latest = tf.train.latest_checkpoint(folder)
+        if latest:
+            return latest
+    return None
+
+
+def _check_complete(prefix: str, modules: dict[str, keras.Model]) -> None:
+    """Refuses a checkpoint that lacks some of a module's weights.
+
+    Restoring matches objects, and a checkpoint without some sub-layers restores "fine"
+    while leaving them at their random initialisation. Under Keras 3, layers kept in Python
+    lists (our down/up/bottleneck blocks) are not children in tf.train.Checkpoint's object
+    graph, so `Checkpoint(model=CosegModel)` stores only a fraction of the weights.
+    """
+    keys = [name for name, _ in tf.train.list_variables(prefix)]
+    for name, module in modules.items():
+        stored = sum(key.startswith(f"model/{name}/") for key in keys)
+        expected = len(module.weights)
+        if stored < expected:
+            raise ModelLoadError(
+                f"checkpoint {prefix} holds {stored} of the {expected} weights of the {name}: "
+                "tf.train.Checkpoint does not reach Keras 3 layers kept in Python lists, so the "
+                "rest would stay random. Export from the run's final/model.keras instead."
+            )
+
+
 def _load_checkpoint(path: str, config_path: str | None) -> LoadedModel:
-    prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
+    prefix = _checkpoint_prefix(path)
     if prefix is None:
-        raise ModelLoadError(f"no tf.train checkpoint in {path}")
+        raise ModelLoadError(f"no tf.train checkpoint in {path} (nor in {path}/checkpoints)")
     config = _read_config(path, config_path, required=True)
     segmenter, generator = _build_modules(config)
-    # The trainer's object graph is Checkpoint(model=CosegModel(...)); the perceptual loss,
-    # the optimiser and the step counter are in the file but not needed here.
+    # The trainer's object graph is Checkpoint(model=CosegModel(...), optimisers, counters);
+    # only the two modules are needed here.
     model = CosegModel(segmenter, generator, perceptual=None, name="coseg")
-    status = tf.train.Checkpoint(model=model).restore(prefix)
     try:
+        status = tf.train.Checkpoint(model=model).restore(prefix)
         status.expect_partial().assert_existing_objects_matched()
-    except AssertionError as e:
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise ModelLoadError(
             f"checkpoint {prefix} does not hold every weight of the model the config describes "
             f"(wrong --config?): {str(e)[:500]}"
         ) from None
+    _check_complete(prefix, {"segmenter": segmenter, "generator": generator})
     return LoadedModel(config, segmenter, generator, f"checkpoint:{prefix}")
 
 
@@ -182,6 +216,11 @@ def load_model(model_path: str, config_path: str | None = None) -> LoadedModel:
     """Reads the segmenter (and the generator when the file has one) to export."""
     if not tf.io.gfile.exists(model_path) and not tf.io.gfile.glob(model_path + ".index"):
         raise ModelLoadError(f"model path not found: {model_path}")
+    if tf.io.gfile.isdir(model_path):
+        # A run folder: its final model when training finished, else its latest checkpoint.
+        for candidate in ("final/model.keras", "model.keras"):
+            if tf.io.gfile.exists(os.path.join(model_path, candidate)):
+                return _load_keras(os.path.join(model_path, candidate), config_path)
     if model_path.endswith(".keras"):
         return _load_keras(model_path, config_path)
     if model_path.endswith(ORIGINAL_SUFFIXES):

@@ -165,9 +165,10 @@ _CACHE: dict[str, Any] = {}
 def trained_run(base: str) -> dict[str, Any]:
     """Once per process: puppet data and a fitted tiny model saved as the trainer saves a run.
 
-    Writes `<base>/data` (train/test frame folders) and `<base>/run` with `config.yaml`
-    (root_dir pointing at the data), `final/model.keras` and a tf.train checkpoint of
-    `Checkpoint(model=CosegModel)`. Returns the paths and the in-memory model.
+    Writes `<base>/data` (train/test frame folders) and `<base>/run` laid out as the
+    trainer's model_dir: `config.yaml` (root_dir pointing at the data), `final/model.keras`
+    (+ `final/config.yaml`) and `checkpoints/` with a `Checkpoint(model=CosegModel)`.
+    Returns the paths and the in-memory model.
     """
     key = f"run:{base}"
     if key not in _CACHE:
@@ -180,8 +181,9 @@ def trained_run(base: str) -> dict[str, Any]:
         run_dir = os.path.join(base, "run")
         os.makedirs(os.path.join(run_dir, "final"), exist_ok=True)
         config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
+        config_lib.save_config(config, os.path.join(run_dir, "final", "config.yaml"))
         model.save(os.path.join(run_dir, "final", "model.keras"))
-        tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "ckpt"))
+        tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "checkpoints", "ckpt"))
         _CACHE[key] = {
             "data": root,
             "run_dir": run_dir,
