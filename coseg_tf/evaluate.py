@@ -124,6 +124,12 @@ def define_flags() -> flags.FlagValues:
     flags.DEFINE_integer(
         "kmeans_work_size", 64, "kmeans: images are clustered at this size.", flag_values=values
     )
+    flags.DEFINE_float(
+        "kmeans_position_weight",
+        1.0,
+        "kmeans: weight of the (x, y) / size features against CIELAB / 100.",
+        flag_values=values,
+    )
     flags.DEFINE_string(
         "output_dir", "coseg_eval", "Where metrics.json and parts.png are written.", flag_values=values
     )
@@ -221,10 +227,12 @@ class TFLitePredictor:
 class BaselinePredictor:
     """The k-means baseline (`coseg_tf.baselines`) behind the predictor interface."""
 
-    def __init__(self, num_segments: int, work_size: int, seed: int) -> None:
+    def __init__(self, num_segments: int, work_size: int, seed: int, position_weight: float = 1.0) -> None:
         from coseg_tf.baselines import KMeansSegmenter
 
-        self.segmenter = KMeansSegmenter(num_segments, work_size=work_size, seed=seed)
+        self.segmenter = KMeansSegmenter(
+            num_segments, work_size=work_size, position_weight=position_weight, seed=seed
+        )
         self.num_segments = num_segments
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -240,11 +248,12 @@ def load_predictor(
     *,
     kmeans_parts: int = 10,
     kmeans_work_size: int = 64,
+    kmeans_position_weight: float = 1.0,
     seed: int = 0,
 ) -> Predictor:
     """The predictor for `--model` (see the module docstring for what it may name)."""
     if model == "kmeans":
-        return BaselinePredictor(kmeans_parts, kmeans_work_size, seed)
+        return BaselinePredictor(kmeans_parts, kmeans_work_size, seed, kmeans_position_weight)
     if model.endswith(".tflite"):
         return TFLitePredictor(model)
     path = model.rstrip("/")
@@ -296,6 +305,11 @@ def _run_split(
     """Centroids of every item; for the scored split also IoU, contingency tables and pictures."""
     centroids = []
     out = _SplitOutputs(np.zeros((0, predictor.num_segments, 2)))
+    # Pictured items spread over the split (its videos or identities), not its first few.
+    count = min(settings.num_visualize, len(split)) if score else 0
+    shown_indices = (
+        set(np.round(np.linspace(0, len(split) - 1, count)).astype(int).tolist()) if count else set()
+    )
     for start in range(0, len(split), settings.batch_size):
         indices = list(range(start, min(start + settings.batch_size, len(split))))
         batch = split.load(indices)
@@ -328,9 +342,9 @@ def _run_split(
             out.table_foreground = metrics_lib.add_tables(
                 out.table_foreground, metrics_lib.contingency_table(batch.labels[inside], parts[inside])
             )
-        for i in range(len(indices)):
-            if len(out.shown) < settings.num_visualize:
-                shown = {"image": batch.images[i], "maps": maps[i], "index": np.array(indices[i])}
+        for i, index in enumerate(indices):
+            if index in shown_indices:
+                shown = {"image": batch.images[i], "maps": maps[i], "index": np.array(index)}
                 if batch.labels is not None:
                     shown["labels"] = batch.labels[i]
                 if batch.masks is not None:
@@ -613,6 +627,7 @@ def run(argv: Sequence[str]) -> int:
         FLAGS.config,
         kmeans_parts=FLAGS.kmeans_parts,
         kmeans_work_size=FLAGS.kmeans_work_size,
+        kmeans_position_weight=FLAGS.kmeans_position_weight,
         seed=FLAGS.seed,
     )
     results = evaluate(predictor, splits, settings, FLAGS.data_format)
