@@ -1,0 +1,360 @@
+"""Quality benchmark: the paper's Table 1(b) and 1(c) on the synthetic puppets, with a floor.
+
+Runs, each trained with the same budget and seeds through the trainer's Python API and
+evaluated by `coseg_tf.evaluate` (regression fitted on the train videos' frames, every
+score on the held-out test identities):
+
+- Table 1(b), K = 10: `naive`, `shift_only`, `affine_only`, `v_backprop`, `full`;
+- Table 1(c), `full`: K = 1, 5, 10 (the `full` run above), 15;
+- the non-learned floor: k-means on colour and position (`coseg_tf.baselines`), K = 10, at
+  two fixed position weights (1.0: compact regions; 0.25: colour first). Not tuned.
+
+Writes `benchmarks/results/quality.{md,json,png}`. Each run keeps its model and
+`metrics.json` under `--workdir/<run>/`, and a run whose metrics exist is not redone, so the
+benchmark can be run in pieces (`--runs=...`); the report covers every run found.
+
+The learned runs are heavy (about 10 minutes each on 2 CPU cores with the default budget,
+the synthetic config's own schedule): not part of CI. The baselines take seconds:
+
+    python benchmarks/quality.py --runs=kmeans_w1,kmeans_w0.25
+    python benchmarks/quality.py                       # everything
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+VARIANT_RUNS = ["naive", "shift_only", "affine_only", "v_backprop", "full"]
+K_RUNS = ["full_k1", "full_k5", "full_k15"]
+BASELINE_RUNS = {"kmeans_w1": 1.0, "kmeans_w0.25": 0.25}
+ALL_RUNS = VARIANT_RUNS + K_RUNS + list(BASELINE_RUNS)
+
+flags.DEFINE_list("runs", ALL_RUNS, f"Runs to do (of {ALL_RUNS}); existing results are kept.")
+flags.DEFINE_string("workdir", "runs/quality", "Data, models and per-run metrics.")
+flags.DEFINE_string("results_dir", os.path.join(os.path.dirname(__file__), "results"), "Where quality.* go.")
+flags.DEFINE_string("config", "synthetic", "Training config (packaged name or path).")
+flags.DEFINE_integer("steps", None, "Training steps per run (default: the config's schedule).")
+flags.DEFINE_integer("num_videos", 120, "Synthetic videos (a seeded 20% of identities held out).")
+flags.DEFINE_integer("num_frames", 48, "Frames per synthetic video.")
+flags.DEFINE_integer("data_seed", 0, "Seed of the synthetic data.")
+flags.DEFINE_integer("seed", 0, "Training seed (every run) and evaluation subset seed.")
+flags.DEFINE_integer("frames_per_video", 8, "Evaluated frames per video.")
+flags.DEFINE_bool("force", False, "Redo runs whose metrics already exist.")
+
+
+def run_settings(name: str) -> dict[str, Any]:
+    """Variant and K of a learned run (`full_k5` -> full, K = 5)."""
+    if name in VARIANT_RUNS:
+        return {"variant": name, "num_segments": 10}
+    variant, k = name.rsplit("_k", 1)
+    return {"variant": variant, "num_segments": int(k)}
+
+
+def make_data(root: str) -> str:
+    """The synthetic set as PNG strips (lossless); returns the data root (with ground_truth/)."""
+    from coseg_tf.data.synthetic import generate_synthetic_dataset
+
+    if not os.path.exists(os.path.join(root, "ground_truth", "info.json")):
+        generate_synthetic_dataset(
+            root,
+            num_videos=FLAGS.num_videos,
+            num_frames=FLAGS.num_frames,
+            size=64,
+            seed=FLAGS.data_seed,
+            formats=("png",),
+        )
+    return root
+
+
+def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
+    """Trains one learned run with the fixed budget; returns what the trainer reports."""
+    from coseg_tf import trainer
+
+    settings = run_settings(name)
+    config = trainer.resolve_config(
+        FLAGS.config,
+        [f"model_params.common_params.num_segments={settings['num_segments']}"],
+        os.path.join(data_root, "png"),
+        settings["variant"],
+    )
+    options = trainer.TrainOptions(
+        model_dir=os.path.join(run_dir, "model"),
+        seed=FLAGS.seed,
+        max_steps=FLAGS.steps,
+        image_every=0,
+        log_every=50,
+    )
+    started = time.time()
+    result = trainer.Trainer(config, options).train()
+    return {
+        "steps": result.step,
+        "skipped_steps": result.skipped_steps,
+        "final_losses": result.losses,
+        "train_seconds": time.time() - started,
+        "variant": settings["variant"],
+        "num_segments": settings["num_segments"],
+        "batch_size": config["train_params"]["batch_size"],
+        "model_dir": options.model_dir,
+    }
+
+
+def evaluate_run(name: str, data_root: str, run_dir: str, trained: dict[str, Any] | None) -> dict[str, Any]:
+    """Scores a run on the synthetic ground truth; keeps the picture's test frames."""
+    from coseg_tf import evaluate as evaluate_lib
+
+    if name in BASELINE_RUNS:
+        predictor = evaluate_lib.load_predictor(
+            "kmeans", kmeans_parts=10, kmeans_position_weight=BASELINE_RUNS[name], seed=FLAGS.seed
+        )
+    else:
+        predictor = evaluate_lib.load_predictor(trained["model_dir"])
+    splits = evaluate_lib.load_splits("synthetic", data_root, frames_per_video=FLAGS.frames_per_video)
+    settings = evaluate_lib.EvalSettings(seed=FLAGS.seed, num_visualize=4)
+    results = evaluate_lib.evaluate(predictor, splits, settings, "synthetic")
+    shown = results["_shown"]
+    np.savez_compressed(
+        os.path.join(run_dir, "shown.npz"),
+        images=np.stack([s["image"] for s in shown]),
+        predicted=np.stack([s["maps"].argmax(-1) for s in shown]),
+        labels=np.stack([s["labels"] for s in shown]),
+    )
+    report = {
+        "run": name,
+        "model": predictor.describe(),
+        "training": trained,
+        "settings": {"frames_per_video": FLAGS.frames_per_video, "seed": FLAGS.seed},
+        **evaluate_lib.public_results(results),
+    }
+    evaluate_lib.write_json(report, os.path.join(run_dir, "metrics.json"))
+    return report
+
+
+def _cell(value: Any, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _row(label: str, report: dict[str, Any] | None) -> str:
+    if report is None:
+        return f"| {label} | not run | | | | | | | |"
+    lm, iou, parts = report["landmark_regression"], report["foreground_iou"], report["parts"]
+    trained = report.get("training") or {}
+    minutes = trained.get("train_seconds")
+    training = "-" if minutes is None else f"{minutes / 60:.1f} min, {trained.get('steps')} steps"
+    return (
+        f"| {label} | {_cell(lm.get('mae_sum_256'), 1)} | {_cell(lm.get('nme'), 4)} | "
+        f"{_cell(iou.get('mean_per_image'), 4)} | {_cell(parts.get('nmi_all_pixels'), 4)} | "
+        f"{_cell(parts.get('ari_all_pixels'), 4)} | {_cell(parts.get('nmi_foreground'), 4)} | "
+        f"{_cell(parts.get('ari_foreground'), 4)} | "
+        f"{training} |"
+    )
+
+
+def findings(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's acceptance checks, each stated with its figures (or as not yet measurable)."""
+
+    def iou(name: str) -> float | None:
+        r = reports.get(name)
+        return None if r is None else r["foreground_iou"].get("mean_per_image")
+
+    lines = []
+    full = iou("full")
+    if full is None:
+        return ["The learned runs have not been run yet: no finding about the paper can be stated."]
+    lines.append(f"- `full` held-out foreground IoU {full:.4f} {'>=' if full >= 0.85 else '<'} 0.85.")
+    for other in ("naive", "v_backprop"):
+        value = iou(other)
+        if value is not None:
+            verdict = "reproduces" if full > value else "does NOT reproduce"
+            lines.append(
+                f"- `full` vs `{other}` foreground IoU: {full:.4f} vs {value:.4f} ({verdict} the paper)."
+            )
+    keys = [
+        ("landmark_regression", "mae_sum_256", False),
+        ("landmark_regression", "nme", False),
+        ("foreground_iou", "mean_per_image", True),
+        ("parts", "nmi_all_pixels", True),
+        ("parts", "ari_all_pixels", True),
+        ("parts", "nmi_foreground", True),
+        ("parts", "ari_foreground", True),
+    ]
+    for base in BASELINE_RUNS:
+        if base not in reports:
+            continue
+        lost = []
+        for section, key, higher in keys:
+            a, b = reports["full"][section].get(key), reports[base][section].get(key)
+            if a is None or b is None or (a <= b if higher else a >= b):
+                lost.append(f"{key} ({_cell(a, 4)} vs {_cell(b, 4)})")
+        if lost:
+            lines.append(f"- `full` does NOT beat `{base}` on: {', '.join(lost)}.")
+        else:
+            lines.append(f"- `full` beats `{base}` on every metric.")
+    k_iou = [(k, iou(name)) for k, name in ((1, "full_k1"), (5, "full_k5"), (10, "full"), (15, "full_k15"))]
+    k_mae = [
+        (k, reports[name]["landmark_regression"].get("mae_sum_256"))
+        for k, name in ((1, "full_k1"), (5, "full_k5"), (10, "full"), (15, "full_k15"))
+        if name in reports
+    ]
+    if len(k_mae) > 1:
+        falling = all(a[1] > b[1] for a, b in zip(k_mae, k_mae[1:], strict=False))
+        listing = ", ".join(f"K={k}: {v:.1f}" for k, v in k_mae)
+        verdict = "falls" if falling else "does NOT fall monotonically"
+        lines.append(f"- Table 1(c): the MAE {verdict} as K grows ({listing}).")
+    if sum(v is not None for _, v in k_iou) > 1:
+        listing = ", ".join(f"K={k}: {v:.4f}" for k, v in k_iou if v is not None)
+        lines.append(f"- Table 1(c) foreground IoU by K: {listing}.")
+    return lines
+
+
+def write_picture(reports: dict[str, dict[str, Any]], path: str) -> str | None:
+    """Rows: test frames, ground-truth parts, then each run's predicted parts on the same frames."""
+    import cv2
+
+    from coseg_tf.trainer import label_colors
+
+    rows, names = [], []
+    first = None
+    for name in ALL_RUNS:
+        shown_path = os.path.join(FLAGS.workdir, name, "shown.npz")
+        if name not in reports or not os.path.exists(shown_path):
+            continue
+        with np.load(shown_path) as shown:
+            if first is None:
+                first = {k: shown[k] for k in shown.files}
+                rows.append(np.concatenate(list(first["images"]), 1))
+                truth = label_colors(first["labels"], 10)
+                rows.append((np.concatenate(list(truth), 1) * 255).astype(np.uint8))
+                names += ["frames", "ground truth"]
+            k = int(reports[name]["model"]["num_segments"])
+            predicted = label_colors(shown["predicted"], k)
+            rows.append((np.concatenate(list(predicted), 1) * 255).astype(np.uint8))
+            names.append(name)
+    if not rows:
+        return None
+    grid = np.concatenate(rows, 0)
+    grid = cv2.resize(grid, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    labelled = np.full((grid.shape[0], 150, 3), 255, np.uint8)
+    height = grid.shape[0] // len(names)
+    for i, name in enumerate(names):
+        cv2.putText(
+            labelled, name, (4, i * height + height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
+        )
+    cv2.imwrite(path, cv2.cvtColor(np.concatenate([labelled, grid], 1), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
+    os.makedirs(FLAGS.results_dir, exist_ok=True)
+    md_path = os.path.join(FLAGS.results_dir, "quality.md")
+    json_path = os.path.join(FLAGS.results_dir, "quality.json")
+    png_path = write_picture(reports, os.path.join(FLAGS.results_dir, "quality.png"))
+    with open(os.path.join(data_root, "ground_truth", "info.json")) as f:
+        info = json.load(f)
+    any_report = next(iter(reports.values()), None)
+    splits = any_report["splits"] if any_report else {}
+    header = (
+        "| run | MAE sum @256 ↓ | NME ↓ | FG IoU ↑ | NMI all ↑ | ARI all ↑ | NMI fg ↑ | ARI fg ↑ "
+        "| training |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
+    learned_steps = {r["training"]["steps"] for r in reports.values() if r.get("training")}
+    lines = [
+        "# Quality benchmark: Table 1(b) and 1(c) on the synthetic puppets",
+        "",
+        "Produced by `python benchmarks/quality.py` "
+        f"(runs present: {', '.join(r for r in ALL_RUNS if r in reports)}).",
+        "",
+        f"- Data: {info['num_videos']} puppet videos of {info['num_frames']} frames, "
+        f"{info['size']}x{info['size']}, "
+        f"data seed {info['seed']}; identities split 80/20 by the generator.",
+        f"- Evaluation: {FLAGS.frames_per_video} evenly spaced frames per video; regression fitted on "
+        f"{splits.get('train', {}).get('num_images', '?')} train-split frames "
+        f"({splits.get('train', {}).get('num_identities', '?')} identities), every score on "
+        f"{splits.get('test', {}).get('num_images', '?')} test-split frames "
+        f"({splits.get('test', {}).get('num_identities', '?')} other identities); NME normalised by the "
+        "ground-truth figure height (mask rows); MAE summed over 14 joints x 2 coordinates, "
+        "pixels scaled to 256.",
+        f"- Training: config `{FLAGS.config}` with the run's variant and K, seed {FLAGS.seed}, budget "
+        f"{'the config schedule' if FLAGS.steps is None else f'{FLAGS.steps} steps'} "
+        f"(steps done: {sorted(learned_steps) if learned_steps else 'no learned run yet'}).",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
+        "",
+        "## Table 1(b): variants (K = 10)",
+        "",
+        header,
+        *[_row(f"`{name}`", reports.get(name)) for name in VARIANT_RUNS],
+        "",
+        "## Table 1(c): number of parts (`full`)",
+        "",
+        header,
+        *[
+            _row(f"K = {k}", reports.get(name))
+            for k, name in ((1, "full_k1"), (5, "full_k5"), (10, "full"), (15, "full_k15"))
+        ],
+        "",
+        "## Non-learned floor: k-means on colour and position (K = 10)",
+        "",
+        header,
+        *[_row(f"`{name}` (position weight {w})", reports.get(name)) for name, w in BASELINE_RUNS.items()],
+        "",
+        "## Findings",
+        "",
+        *findings(reports),
+        "",
+    ]
+    if png_path:
+        lines += [
+            "## Picture",
+            "",
+            "![parts](quality.png)",
+            "",
+            "Rows: test frames, ground truth, then each run.",
+            "",
+        ]
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines))
+    from coseg_tf.evaluate import write_json
+
+    write_json({"flags": {k: FLAGS[k].value for k in FLAGS_USED}, "runs": reports}, json_path)
+    return md_path
+
+
+FLAGS_USED = ["runs", "config", "steps", "num_videos", "num_frames", "data_seed", "seed", "frames_per_video"]
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.INFO)
+    unknown = [r for r in FLAGS.runs if r not in ALL_RUNS]
+    if unknown:
+        raise app.UsageError(f"unknown runs {unknown}; choose from {ALL_RUNS}")
+    data_root = make_data(os.path.join(FLAGS.workdir, "data"))
+    reports = {}
+    for name in ALL_RUNS:
+        run_dir = os.path.join(FLAGS.workdir, name)
+        metrics_path = os.path.join(run_dir, "metrics.json")
+        if name in FLAGS.runs and (FLAGS.force or not os.path.exists(metrics_path)):
+            os.makedirs(run_dir, exist_ok=True)
+            logging.info("run %s", name)
+            trained = None if name in BASELINE_RUNS else train_run(name, data_root, run_dir)
+            reports[name] = evaluate_run(name, data_root, run_dir, trained)
+        elif os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                reports[name] = json.load(f)
+    path = write_report(reports, data_root)
+    print(f"results: {path}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    app.run(main)
