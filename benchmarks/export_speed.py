@@ -1,0 +1,153 @@
+"""Export speed: size and single-image latency of the segmenter as Keras, SavedModel and TFLite.
+
+  python benchmarks/export_speed.py [--config=vox-256-sem-10segments] [--size=256] [--threads=2]
+      [--runs=30] [--json=out.json]
+
+One run measures, for the paper's configuration with random weights (latency does not depend
+on the values): Keras (eager call and tf.function), the TF Serving SavedModel
+(`serving_default`, the signature clients call) and each TFLite variant in the LiteRT
+interpreter (XNNPACK, `--threads` threads). Latency is the median over `--runs` calls on
+one image after `--warmup` untimed calls; TensorFlow is limited to the same thread count.
+int8 is calibrated on smooth random images (any frames do for timing). The reference is the
+original PyTorch segmenter: about 19.6 ms per 256x256 image with 2 threads on this machine
+type; float32 TFLite should be no slower, the best quantised variant at most half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", "vox-256-sem-10segments", "Packaged config name or YAML path.")
+flags.DEFINE_integer("size", 256, "Square input size (the TFLite models' fixed size).")
+flags.DEFINE_integer("threads", 2, "Threads for TensorFlow (intra-op) and the LiteRT interpreter.")
+flags.DEFINE_integer("warmup", 5, "Untimed calls per case.")
+flags.DEFINE_integer("runs", 30, "Timed calls per case (the median is reported).")
+flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants.")
+flags.DEFINE_integer("calibration_samples", 16, "int8 calibration images.")
+flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+
+REFERENCE_MS = 19.6  # original PyTorch segmenter, 256x256, 2 threads
+
+
+def _median_ms(fn: Callable[[], object], warmup: int, runs: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def _folder_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def run() -> list[dict]:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    from coseg_tf.export import samples, saved_model, tflite
+    from coseg_tf.export.loading import LoadedModel
+
+    from coseg_tf import config as config_lib
+    from coseg_tf.model import build_segmenter
+
+    path = FLAGS.config if os.path.exists(FLAGS.config) else config_lib.packaged_config_path(FLAGS.config)
+    config = config_lib.load_config(path, [f"dataset_params.frame_shape=[{FLAGS.size}, {FLAGS.size}, 3]"])
+    segmenter = build_segmenter(config)
+    model = LoadedModel(config, segmenter, None, f"random weights ({FLAGS.config})")
+    size = (FLAGS.size, FLAGS.size)
+    image = samples.random_pairs(size, 1, seed=0)[0, :1]
+    results = []
+
+    def add(name: str, size_bytes: int, latency_ms: float) -> None:
+        results.append({"artifact": name, "size_mb": size_bytes / 1e6, "latency_ms": latency_ms})
+        print(f"  {name}: {latency_ms:.1f} ms", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        keras_path = os.path.join(workdir, "segmenter.keras")
+        segmenter.save(keras_path)
+        keras_bytes = os.path.getsize(keras_path)
+        add(
+            "keras (eager)",
+            keras_bytes,
+            _median_ms(lambda: segmenter(image, training=False), FLAGS.warmup, FLAGS.runs),
+        )
+        compiled = tf.function(lambda x: segmenter(x, training=False))
+        add("keras (tf.function)", keras_bytes, _median_ms(lambda: compiled(image), FLAGS.warmup, FLAGS.runs))
+
+        exported = saved_model.export_saved_model(model, workdir, "coseg", 1, part_swap=False)
+        serving = tf.saved_model.load(exported).signatures["serving_default"]
+        images = tf.constant(image)
+        add(
+            "saved_model serving_default",
+            _folder_bytes(exported),
+            _median_ms(lambda: serving(images=images), FLAGS.warmup, FLAGS.runs),
+        )
+
+        calibration = [f[None] for f in samples.random_pairs(size, FLAGS.calibration_samples, 1)[:, 0]]
+        for variant in FLAGS.variants:
+            content = tflite.convert_segmenter(
+                model, variant, size, calibration if variant == "int8" else None
+            )
+            runner = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads)
+            add(
+                f"tflite {variant}",
+                len(content),
+                _median_ms(lambda r=runner: r(image=image), FLAGS.warmup, FLAGS.runs),
+            )
+    return results
+
+
+def _table(results: list[dict]) -> str:
+    lines = [
+        "| artifact | size (MB) | median latency (ms) | vs PyTorch 19.6 ms |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['artifact']} | {r['size_mb']:.1f} | {r['latency_ms']:.1f} | "
+            f"{r['latency_ms'] / REFERENCE_MS:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    load_start = os.getloadavg()
+    results = run()
+    load = os.getloadavg()
+    meta = {
+        "config": FLAGS.config,
+        "size": FLAGS.size,
+        "threads": FLAGS.threads,
+        "runs": FLAGS.runs,
+        "reference_pytorch_ms": REFERENCE_MS,
+        "load_average_1_5_15min_at_start": [round(x, 2) for x in load_start],
+        "load_average_1_5_15min_at_end": [round(x, 2) for x in load],
+        "cpu_count": os.cpu_count(),
+    }
+    print(_table(results))
+    print(json.dumps({"meta": meta, "results": results}, indent=2))
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump({"meta": meta, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
