@@ -386,3 +386,30 @@ def test_command_refuses_pickles_without_the_flag(tmp_path):
     # trusted: read, but a.png of both splits is one identity, which the regression refuses
     with pytest.raises(ValueError, match="identities are in both"):
         evaluate_lib.run(argv + ["--trust_pickles"])
+
+
+def test_exported_models_predict_like_the_keras_model(tmp_path):
+    from coseg_tf.export import saved_model, tflite
+    from coseg_tf.export.loading import load_model
+
+    write_tiny_model(tmp_path / "model")
+    loaded = load_model(str(tmp_path / "model" / "final" / "segmenter.keras"))
+    lite_path = tmp_path / "tiny.tflite"
+    lite_path.write_bytes(tflite.convert_segmenter(loaded, "float32", loaded.frame_size))
+    exported = saved_model.export_saved_model(loaded, str(tmp_path / "serving"), "tiny", part_swap=False)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 32, 32, 3), np.uint8)  # the model's frame size
+    other_size = rng.integers(0, 256, (2, 40, 48, 3), np.uint8)
+    keras_predictor = evaluate_lib.load_predictor(str(tmp_path / "model"))
+    reference = keras_predictor(images)
+    assert reference.shape == (2, 16, 16, 5)
+    for path, kind in ((str(lite_path), "tflite"), (exported, "saved_model")):
+        predictor = evaluate_lib.load_predictor(path)
+        assert predictor.describe()["kind"] == kind and predictor.num_segments == 4
+        np.testing.assert_allclose(predictor(images), reference, atol=1e-4)
+    # Other sizes: the TFLite path resizes as the Keras path does; the SavedModel resizes in
+    # its graph (anti-aliased bilinear), close but not identical.
+    lite = evaluate_lib.load_predictor(str(lite_path))
+    np.testing.assert_allclose(lite(other_size), keras_predictor(other_size), atol=1e-4)
+    served = evaluate_lib.load_predictor(exported)
+    np.testing.assert_allclose(served(other_size), keras_predictor(other_size), atol=0.05)
