@@ -97,11 +97,14 @@ def define_flags() -> flags.FlagValues:
     flags.DEFINE_integer(
         "max_train_images",
         5000,
-        "Regression fit images (paper: 5000); a seeded subset if more.",
+        "Regression fit images (paper: 5000); a seeded subset if more; 0: all.",
         flag_values=values,
     )
     flags.DEFINE_integer(
-        "max_test_images", 300, "Test images (paper: 300); a seeded subset if more.", flag_values=values
+        "max_test_images",
+        300,
+        "Test images (paper: 300); a seeded subset if more; 0: all.",
+        flag_values=values,
     )
     flags.DEFINE_integer("seed", 0, "Seed of the image subsets.", flag_values=values)
     flags.DEFINE_integer("batch_size", 16, "Images per forward pass.", flag_values=values)
