@@ -21,6 +21,9 @@ PACKAGES = (
 CONSOLE_SCRIPTS = [
     "coseg-prepare = coseg_tf.data.prepare:run",
     "coseg-synth = coseg_tf.data.make_synthetic:run",
+    "coseg-train = coseg_tf.train:main",
+    "coseg-eval = coseg_tf.evaluate:main",
+    "coseg-export = coseg_tf.export.main:main",
 ]
 
 setup(
