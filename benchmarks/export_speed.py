@@ -7,7 +7,9 @@ One run measures, for the paper's configuration with random weights (latency doe
 on the values): Keras (eager call and tf.function), the TF Serving SavedModel
 (`serving_default`, the signature clients call) and each TFLite variant in the LiteRT
 interpreter (XNNPACK, `--threads` threads). Latency is the median over `--runs` calls on
-one image after `--warmup` untimed calls; TensorFlow is limited to the same thread count.
+one image after `--warmup` untimed calls (the minimum is shown too: on a shared machine it
+is the closest to an idle one); the cases take turns call by call so that load changes hit
+them alike. TensorFlow is limited to the same thread count.
 int8 is calibrated on smooth random images (any frames do for timing). The reference is the
 original PyTorch segmenter: about 19.6 ms per 256x256 image with 2 threads on this machine
 type; float32 TFLite should be no slower, the best quantised variant at most half.
@@ -40,15 +42,24 @@ flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 REFERENCE_MS = 19.6  # original PyTorch segmenter, 256x256, 2 threads
 
 
-def _median_ms(fn: Callable[[], object], warmup: int, runs: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _time_interleaved(
+    cases: dict[str, Callable[[], object]], warmup: int, runs: int
+) -> dict[str, list[float]]:
+    """Milliseconds per call of every case, the cases taking turns call by call.
+
+    On a shared machine the load changes from second to second; interleaving spreads it
+    evenly over the cases, so their medians stay comparable with each other.
+    """
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(1000.0 * (time.perf_counter() - start))
+    return times
 
 
 def _folder_bytes(path: str) -> int:
@@ -73,32 +84,22 @@ def run() -> list[dict]:
     model = LoadedModel(config, segmenter, None, f"random weights ({FLAGS.config})")
     size = (FLAGS.size, FLAGS.size)
     image = samples.random_pairs(size, 1, seed=0)[0, :1]
-    results = []
-
-    def add(name: str, size_bytes: int, latency_ms: float) -> None:
-        results.append({"artifact": name, "size_mb": size_bytes / 1e6, "latency_ms": latency_ms})
-        print(f"  {name}: {latency_ms:.1f} ms", file=sys.stderr)
+    cases: dict[str, Callable[[], object]] = {}
+    sizes: dict[str, int] = {}
 
     with tempfile.TemporaryDirectory() as workdir:
         keras_path = os.path.join(workdir, "segmenter.keras")
         segmenter.save(keras_path)
-        keras_bytes = os.path.getsize(keras_path)
-        add(
-            "keras (eager)",
-            keras_bytes,
-            _median_ms(lambda: segmenter(image, training=False), FLAGS.warmup, FLAGS.runs),
-        )
+        sizes["keras (eager)"] = sizes["keras (tf.function)"] = os.path.getsize(keras_path)
+        cases["keras (eager)"] = lambda: segmenter(image, training=False)
         compiled = tf.function(lambda x: segmenter(x, training=False))
-        add("keras (tf.function)", keras_bytes, _median_ms(lambda: compiled(image), FLAGS.warmup, FLAGS.runs))
+        cases["keras (tf.function)"] = lambda: compiled(image)
 
         exported = saved_model.export_saved_model(model, workdir, "coseg", 1, part_swap=False)
         serving = tf.saved_model.load(exported).signatures["serving_default"]
         images = tf.constant(image)
-        add(
-            "saved_model serving_default",
-            _folder_bytes(exported),
-            _median_ms(lambda: serving(images=images), FLAGS.warmup, FLAGS.runs),
-        )
+        sizes["saved_model serving_default"] = _folder_bytes(exported)
+        cases["saved_model serving_default"] = lambda: serving(images=images)
 
         calibration = [f[None] for f in samples.random_pairs(size, FLAGS.calibration_samples, 1)[:, 0]]
         for variant in FLAGS.variants:
@@ -106,22 +107,29 @@ def run() -> list[dict]:
                 model, variant, size, calibration if variant == "int8" else None
             )
             runner = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads)
-            add(
-                f"tflite {variant}",
-                len(content),
-                _median_ms(lambda r=runner: r(image=image), FLAGS.warmup, FLAGS.runs),
-            )
-    return results
+            sizes[f"tflite {variant}"] = len(content)
+            cases[f"tflite {variant}"] = lambda r=runner: r(image=image)
+        print(f"timing {len(cases)} cases x {FLAGS.runs} calls, interleaved", file=sys.stderr)
+        times = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
+    return [
+        {
+            "artifact": name,
+            "size_mb": sizes[name] / 1e6,
+            "latency_ms": statistics.median(times[name]),
+            "min_ms": min(times[name]),
+        }
+        for name in cases
+    ]
 
 
 def _table(results: list[dict]) -> str:
     lines = [
-        "| artifact | size (MB) | median latency (ms) | vs PyTorch 19.6 ms |",
-        "| --- | ---: | ---: | ---: |",
+        "| artifact | size (MB) | median latency (ms) | min (ms) | median vs PyTorch 19.6 ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
-            f"| {r['artifact']} | {r['size_mb']:.1f} | {r['latency_ms']:.1f} | "
+            f"| {r['artifact']} | {r['size_mb']:.1f} | {r['latency_ms']:.1f} | {r['min_ms']:.1f} | "
             f"{r['latency_ms'] / REFERENCE_MS:.2f}x |"
         )
     return "\n".join(lines)
