@@ -270,6 +270,21 @@ def visual_grid(batch: Mapping[str, np.ndarray], out: Mapping[str, Any], kp_size
 # ----------------------------------------------------------------------------- checkpoints
 
 
+def model_variables(model: keras.Model) -> dict[str, Any]:
+    """Every variable of the model keyed by its Keras path, for `tf.train.Checkpoint`.
+
+    Checkpointing the model object itself is not enough: tf.train.Checkpoint does not follow
+    Keras 3 layers kept in Python lists (the blocks of the hourglass and of the generator),
+    so their batch-norm statistics would silently be left out.
+    """
+    variables: dict[str, Any] = {}
+    for variable in model.weights:
+        if variable.path in variables:
+            raise ValueError(f"two model variables share the path {variable.path!r}")
+        variables[variable.path] = variable
+    return variables
+
+
 def restore_newest_readable(
     checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager
 ) -> str | None:
@@ -282,7 +297,7 @@ def restore_newest_readable(
     for path in reversed(manager.checkpoints):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError, OSError) as e:
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             logging.warning("checkpoint %s is unreadable (%s); trying the previous one", path, first_line)
             continue
@@ -310,7 +325,8 @@ def load_initial_weights(model: CosegModel, path: str) -> str:
                 break
         else:
             raise FileNotFoundError(f"--init_weights {path}: no checkpoint or final weights in it")
-    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    status = tf.train.Checkpoint(model_variables=model_variables(model)).restore(path).expect_partial()
+    status.assert_existing_objects_matched()
     return f"model weights from checkpoint {path}"
 
 
@@ -457,7 +473,7 @@ class Trainer:
         self.nonfinite_in_row = 0
         self.state_variables = [v for m in self.modules for v in m.non_trainable_variables]
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model,
+            model_variables=model_variables(self.model),
             segmenter_optimizer=self.optimizers[0],
             generator_optimizer=self.optimizers[1],
             step=self.step,
