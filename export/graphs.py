@@ -21,14 +21,17 @@ from coseg_tf import geometry, layers
 
 
 def _nearest_upsample_2x(x: tf.Tensor) -> tf.Tensor:
-    """Nearest-neighbour x2 upsampling as a single rank-4 RESIZE_NEAREST_NEIGHBOR.
+    """Nearest-neighbour x2 upsampling with rank-4 CONCATENATION and RESHAPE only.
 
-    Half-pixel nearest at an exact factor 2 reads source pixel floor(i / 2), i.e. the same
-    values as repeating every row and column twice.
+    Concatenating a tensor with itself on the channels and reading the result as twice the
+    width repeats every column; the same on the width then doubles the rows. Bit-identical
+    to repeating rows and columns, and (unlike RESIZE_NEAREST_NEIGHBOR, which XNNPACK does
+    not take) the whole segmenter stays one XNNPACK partition.
     """
-    size = tf.shape(x)[1:3] * 2
-    out = tf.image.resize(x, size, method="nearest")
-    return tf.cast(out, x.dtype)
+    dims = [x.shape[i] if x.shape[i] is not None else tf.shape(x)[i] for i in range(4)]
+    batch, height, width, channels = dims
+    columns = tf.reshape(tf.concat([x, x], axis=-1), (batch, height, 2 * width, channels))
+    return tf.reshape(tf.concat([columns, columns], axis=2), (batch, 2 * height, 2 * width, channels))
 
 
 def _conv_block_upsamples_through_rank5() -> bool:
@@ -41,7 +44,7 @@ def _conv_block_upsamples_through_rank5() -> bool:
 
 @contextlib.contextmanager
 def delegate_friendly_upsampling() -> Iterator[None]:
-    """While tracing, the "up" ConvBlocks upsample with one rank-4 resize op.
+    """While tracing, the "up" ConvBlocks upsample with rank-4 ops only.
 
     `layers.ConvBlock` upsamples with `tf.repeat`, which TensorFlow lowers through
     ExpandDims/Tile on rank-5 tensors; the TFLite GPU and NNAPI delegates reject those. Only

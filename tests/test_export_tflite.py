@@ -57,6 +57,14 @@ def test_segmenter_graph_is_builtin_and_delegate_friendly(exported, variant):
         assert "QUANTIZE" in report.ops and "DEQUANTIZE" in report.ops
 
 
+def test_float_segmenter_runs_as_one_xnnpack_partition(exported):
+    # Every op of the float segmenter is taken by XNNPACK (no hand-offs to builtin kernels).
+    interpreter = tflite.LiteRunner(_read(exported, "segmenter", "float32"), "segment").interpreter
+    interpreter.allocate_tensors()
+    nodes = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert nodes.count("DELEGATE") == 1
+
+
 @pytest.mark.parametrize("variant", tflite.PART_SWAP_VARIANTS)
 def test_part_swap_graph_is_builtin(exported, variant):
     report = tflite.inspect_model(_read(exported, "part_swap", variant))
