@@ -1,9 +1,9 @@
 """`coseg-export`: SavedModel for TF Serving and TFLite/LiteRT models, each checked against Keras.
 
-    coseg-export --model=runs/vox/final/model.keras --output_dir=exported
-    coseg-export --model=runs/vox --config=runs/vox/config.yaml --output_dir=exported   # checkpoint
+    coseg-export --model=runs/vox --output_dir=exported          # the run's final/model.keras
+    coseg-export --model=runs/vox/checkpoints --output_dir=exported   # its latest checkpoint
     coseg-export --model=vox-10segments.pth.tar --config=vox-256-sem-10segments \\
-        --output_dir=exported
+        --output_dir=exported                                     # an original checkpoint
 
 Writes `<output_dir>/<model_name>/<version>/` (the SavedModel), `<output_dir>/tflite/*.tflite`
 and `<output_dir>/export_report.json`; prints an agreement table and exits with status 1
