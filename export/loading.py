@@ -2,8 +2,9 @@
 
 Three sources are read: a `.keras` file (the trainer's `<model_dir>/final/model.keras`, a
 `CosegModel`, or a bare `SegmentationModule` such as `final/segmenter.keras`), a tf.train
-checkpoint written as `tf.train.Checkpoint(model=CosegModel, ...)` (a prefix, or a folder
-whose latest checkpoint is used, `<model_dir>/checkpoints/` included), and an original
+checkpoint (a prefix, or a folder whose latest checkpoint is used, `<model_dir>/checkpoints/`
+included) in the trainer's layout `Checkpoint(model_variables={variable.path: variable})`
+(an object-graph `Checkpoint(model=CosegModel)` is read only if complete), and an original
 `.pth.tar`/`.pth`/`.npz`. A run folder means its `final/model.keras` when there is one.
 A config gives the frame size (and, for checkpoints and original weights, the
 architecture); by default the trainer's `config.yaml` next to the model or one folder up.
@@ -163,10 +164,10 @@ def _checkpoint_prefix(path: str) -> str | None:
 
 
 def _check_complete(prefix: str, modules: dict[str, keras.Model]) -> None:
-    """Refuses a checkpoint that lacks some of a module's weights.
+    """Refuses an object-graph checkpoint (`Checkpoint(model=...)`) that lacks module weights.
 
-    Restoring matches objects, and a checkpoint without some sub-layers restores "fine"
-    while leaving them at their random initialisation. Under Keras 3, layers kept in Python
+    Restoring matches objects, and such a checkpoint restores "fine" while leaving the
+    missing sub-layers at their random initialisation: under Keras 3, layers kept in Python
     lists (our down/up/bottleneck blocks) are not children in tf.train.Checkpoint's object
     graph, so `Checkpoint(model=CosegModel)` stores only a fraction of the weights.
     """
@@ -177,9 +178,23 @@ def _check_complete(prefix: str, modules: dict[str, keras.Model]) -> None:
         if stored < expected:
             raise ModelLoadError(
                 f"checkpoint {prefix} holds {stored} of the {expected} weights of the {name}: "
-                "tf.train.Checkpoint does not reach Keras 3 layers kept in Python lists, so the "
-                "rest would stay random. Export from the run's final/model.keras instead."
+                "tf.train.Checkpoint(model=...) does not reach Keras 3 layers kept in Python lists, "
+                "so the rest would stay random. Export from the run's final/model.keras instead."
             )
+
+
+def _restore_by_path(prefix: str, segmenter: keras.Model, generator: keras.Model) -> str | None:
+    """The trainer's layout: `Checkpoint(model_variables={variable.path: variable})`.
+
+    Returns None when every weight of both modules was restored, else why not.
+    """
+    variables = {v.path: v for module in (segmenter, generator) for v in module.weights}
+    try:
+        status = tf.train.Checkpoint(model_variables=variables).restore(prefix)
+        status.expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        return str(e)[:300]
+    return None
 
 
 def _load_checkpoint(path: str, config_path: str | None) -> LoadedModel:
@@ -188,8 +203,16 @@ def _load_checkpoint(path: str, config_path: str | None) -> LoadedModel:
         raise ModelLoadError(f"no tf.train checkpoint in {path} (nor in {path}/checkpoints)")
     config = _read_config(path, config_path, required=True)
     segmenter, generator = _build_modules(config)
-    # The trainer's object graph is Checkpoint(model=CosegModel(...), optimisers, counters);
-    # only the two modules are needed here.
+    keys = {name for name, _ in tf.train.list_variables(prefix)}
+    if any(key.startswith("model_variables/") for key in keys):
+        problem = _restore_by_path(prefix, segmenter, generator)
+        if problem:
+            raise ModelLoadError(
+                f"checkpoint {prefix} does not hold every weight of the model the config "
+                f"describes (wrong --config?): {problem}"
+            )
+        return LoadedModel(config, segmenter, generator, f"checkpoint:{prefix}")
+    # An object-graph checkpoint, Checkpoint(model=CosegModel(...), ...).
     model = CosegModel(segmenter, generator, perceptual=None, name="coseg")
     try:
         status = tf.train.Checkpoint(model=model).restore(prefix)

@@ -167,7 +167,7 @@ def trained_run(base: str) -> dict[str, Any]:
 
     Writes `<base>/data` (train/test frame folders) and `<base>/run` laid out as the
     trainer's model_dir: `config.yaml` (root_dir pointing at the data), `final/model.keras`
-    (+ `final/config.yaml`) and `checkpoints/` with a `Checkpoint(model=CosegModel)`.
+    (+ `final/config.yaml`) and `checkpoints/` with the trainer's variables-by-path checkpoint.
     Returns the paths and the in-memory model.
     """
     key = f"run:{base}"
@@ -183,7 +183,12 @@ def trained_run(base: str) -> dict[str, Any]:
         config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
         config_lib.save_config(config, os.path.join(run_dir, "final", "config.yaml"))
         model.save(os.path.join(run_dir, "final", "model.keras"))
-        tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "checkpoints", "ckpt"))
+        from coseg_tf.trainer import model_variables
+
+        # The trainer's checkpoint layout (its own function, so a format change shows here).
+        tf.train.Checkpoint(model_variables=model_variables(model)).save(
+            os.path.join(run_dir, "checkpoints", "ckpt")
+        )
         _CACHE[key] = {
             "data": root,
             "run_dir": run_dir,
