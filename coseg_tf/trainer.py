@@ -115,6 +115,25 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): bf16 then trains faster."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in line.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(name: str) -> str:
+    """`auto`: mixed_bfloat16 when training on a CPU with native bf16, otherwise off."""
+    if name != "auto":
+        return name
+    if tf.config.list_logical_devices("GPU"):
+        return "off"
+    return "mixed_bfloat16" if cpu_has_native_bf16() else "off"
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes checkpoints, summaries and the final weights."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -418,6 +437,7 @@ class Trainer:
         steps_per_epoch: int | None = None,
         strategy: tf.distribute.Strategy | None = None,
     ) -> None:
+        options = dataclasses.replace(options, mixed_precision=resolve_precision(options.mixed_precision))
         if options.mixed_precision not in PRECISIONS:
             raise ValueError(f"unknown mixed precision {options.mixed_precision!r}; choose from {PRECISIONS}")
         self.config = dict(config)
@@ -649,7 +669,9 @@ class Trainer:
             )
 
     def _request_stop(self, signum: int, frame: Any) -> None:
-        logging.warning("signal %d: saving a checkpoint after this step, then stopping", signum)
+        logging.warning(
+            "signal %d: stopping after the next step (all workers agree on it) with a checkpoint", signum
+        )
         self._stop_requested.set()
 
     def train(self) -> TrainResult:

@@ -385,3 +385,22 @@ def test_training_killed_mid_run_resumes_to_the_same_step_count(tmp_path):
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-10")
     assert (tmp_path / "model" / "final" / "segmenter.weights.h5").exists()
     assert (tmp_path / "model" / "config.yaml").exists() and (checkpoints / "config.yaml").exists()
+
+
+def test_sigterm_checkpoints_and_stops_then_resumes(tmp_path):
+    config = _config("train_params.num_epochs=2")
+    trainer = _trainer(tmp_path, config, steps_per_epoch=2)
+    original = trainer._train_step
+
+    def step_then_signal(*args):
+        if int(trainer.step.numpy()) == 0:  # during the first step, as a preemption notice would
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args)
+
+    trainer._train_step = step_then_signal
+    # The flag is all-reduced with the next step, so that every worker stops at the same one.
+    with pytest.raises(trainer_lib.TrainingInterrupted, match="stopped at step 2"):
+        trainer.train()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+    assert _trainer(tmp_path, config, steps_per_epoch=2).train().step == 4
