@@ -120,6 +120,20 @@ def grid_sample(image: tf.Tensor, grid: tf.Tensor, padding_mode: str = "zeros") 
     return tf.cast(sampled, image.dtype)
 
 
+def upsample_nearest_2x(x: tf.Tensor) -> tf.Tensor:
+    """Nearest-neighbour x2 upsampling of [B, H, W, C] with rank-4 ops only.
+
+    Concatenating a tensor with itself on the channels and reading it as twice the width
+    repeats every column; the same on the width doubles the rows. `tf.repeat` would lower
+    to rank-5 tensors (which the TFLite GPU/NNAPI delegates reject) and
+    RESIZE_NEAREST_NEIGHBOR is not an XNNPACK op; this keeps the segmenter one partition.
+    """
+    shape = tf.shape(x)
+    batch, height, width, channels = shape[0], shape[1], shape[2], x.shape[-1]
+    columns = tf.reshape(tf.concat([x, x], axis=-1), (batch, height, 2 * width, channels))
+    return tf.reshape(tf.concat([columns, columns], axis=2), (batch, 2 * height, 2 * width, channels))
+
+
 def resize_bilinear(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """Bilinear resize with half-pixel centres (PyTorch interpolate, align_corners=False)."""
     if image.shape[1] == height and image.shape[2] == width:

@@ -11,6 +11,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from coseg_tf import geometry
+
 # PyTorch's default conv initialisation (kaiming-uniform with a = sqrt(5)): U(+-1/sqrt(fan_in)).
 TORCH_CONV_INIT = {
     "class_name": "VarianceScaling",
@@ -56,7 +58,7 @@ class ConvBlock(keras.layers.Layer):
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if self.resample == "up":
-            x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # nearest x2
+            x = geometry.upsample_nearest_2x(x)
         x = tf.nn.relu(self.norm(self.conv(x), training=training))
         if self.resample == "down":
             x = tf.nn.avg_pool2d(x, 2, 2, "VALID")

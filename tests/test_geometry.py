@@ -87,3 +87,9 @@ def test_antialias_kernel_and_downsample():
     assert small[0, 0, 0, 0] < 0.9
     with pytest.raises(ValueError, match="1/n"):
         geometry.antialias_downsample(image, 0.3)
+
+
+def test_nearest_upsampling_repeats_rows_and_columns():
+    x = tf.random.uniform((2, 3, 5, 4))
+    expected = np.repeat(np.repeat(x.numpy(), 2, axis=1), 2, axis=2)
+    np.testing.assert_array_equal(geometry.upsample_nearest_2x(x).numpy(), expected)
