@@ -8,70 +8,14 @@ hand-written copies of the maths.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from coseg_tf import geometry, layers
-
-
-def _nearest_upsample_2x(x: tf.Tensor) -> tf.Tensor:
-    """Nearest-neighbour x2 upsampling with rank-4 CONCATENATION and RESHAPE only.
-
-    Concatenating a tensor with itself on the channels and reading the result as twice the
-    width repeats every column; the same on the width then doubles the rows. Bit-identical
-    to repeating rows and columns, and (unlike RESIZE_NEAREST_NEIGHBOR, which XNNPACK does
-    not take) the whole segmenter stays one XNNPACK partition.
-    """
-    dims = [x.shape[i] if x.shape[i] is not None else tf.shape(x)[i] for i in range(4)]
-    batch, height, width, channels = dims
-    columns = tf.reshape(tf.concat([x, x], axis=-1), (batch, height, 2 * width, channels))
-    return tf.reshape(tf.concat([columns, columns], axis=2), (batch, 2 * height, 2 * width, channels))
-
-
-def _conv_block_upsamples_through_rank5() -> bool:
-    try:
-        source = inspect.getsource(layers.ConvBlock.call)
-    except (OSError, TypeError):
-        return True
-    return "repeat(" in source
-
-
-@contextlib.contextmanager
-def delegate_friendly_upsampling() -> Iterator[None]:
-    """While tracing, the "up" ConvBlocks upsample with rank-4 ops only.
-
-    `layers.ConvBlock` upsamples with `tf.repeat`, which TensorFlow lowers through
-    ExpandDims/Tile on rank-5 tensors; the TFLite GPU and NNAPI delegates reject those. Only
-    the upsampling step is replaced (the block's own call does the rest), the result is
-    bit-identical, and the agreement checks compare every artifact with the untouched Keras
-    model. A no-op once ConvBlock no longer uses `repeat`.
-    """
-    if not _conv_block_upsamples_through_rank5():
-        yield
-        return
-    original = layers.ConvBlock.call
-
-    def call(self: layers.ConvBlock, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        if self.resample != "up":
-            return original(self, x, training=training)
-        x = _nearest_upsample_2x(x)
-        self.resample = None
-        try:
-            return original(self, x, training=training)
-        finally:
-            self.resample = "up"
-
-    layers.ConvBlock.call = call
-    try:
-        yield
-    finally:
-        layers.ConvBlock.call = original
+from coseg_tf import geometry
 
 
 def segment(segmenter: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -137,8 +81,7 @@ def frozen_function(
     block batch-norm folding and most delegates); freezing first gives plain constant
     weights. The outputs keep their names (freezing alone would number them).
     """
-    with delegate_friendly_upsampling():
-        concrete = tf.function(fn, input_signature=input_signature).get_concrete_function()
+    concrete = tf.function(fn, input_signature=input_signature).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
     structure = concrete.structured_outputs
 

@@ -148,10 +148,9 @@ class ServingModule(tf.Module):
     def trace(self) -> None:
         """Traces every signature and tracks the tf.Variables they read (what the loaders restore)."""
         seen: dict[int, tf.Variable] = {}
-        with graphs.delegate_friendly_upsampling():
-            for function in self.signatures().values():
-                for variable in function.get_concrete_function().variables:
-                    seen.setdefault(id(variable), variable)
+        for function in self.signatures().values():
+            for variable in function.get_concrete_function().variables:
+                seen.setdefault(id(variable), variable)
         self.model_variables = list(seen.values())
 
     def signatures(self) -> dict[str, Any]:
@@ -297,8 +296,7 @@ def export_saved_model(
     tf.io.gfile.makedirs(model_base)
     module = ServingModule(model, part_swap=part_swap, resize_to_input=resize_to_input)
     module.trace()
-    with graphs.delegate_friendly_upsampling():
-        tf.saved_model.save(module, staging, signatures=module.signatures())
+    tf.saved_model.save(module, staging, signatures=module.signatures())
     if os.path.isdir(staging):
         shutil.move(staging, path)
     else:
