@@ -24,7 +24,10 @@ from absl import app, flags, logging
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
-    "model", None, "A .keras file, a tf.train checkpoint (dir or prefix) or an original .pth.tar/.pth/.npz."
+    "model",
+    None,
+    "A run folder (its final/model.keras), a .keras file, a tf.train checkpoint (folder or prefix) "
+    "or an original .pth.tar/.pth/.npz.",
 )
 flags.DEFINE_string(
     "config",
