@@ -1,0 +1,593 @@
+"""Using a trained model from Python: segment images and swap parts, whatever file holds the model.
+
+    from coseg_tf.inference import load_segmenter, PartSwapper
+
+    segmenter = load_segmenter("runs/demo/model")          # run dir, .keras, checkpoint,
+    result = segmenter.segment(frames)                      # .pth.tar (+config), SavedModel, .tflite
+    result.labels, result.soft, result.keypoints
+
+    swapper = PartSwapper(segmenter)                        # Keras-backed or a SavedModel with part_swap
+    swapped = swapper.swap(source_image, target_frames, parts=[1, 3])
+
+Every backend is fed the same frames: inputs are converted to float [0, 1] and brought to
+the model's frame size here (uint8 through the data pipeline's own resize,
+`video_io.resize_frames`), so a checkpoint, its SavedModel and its float32 TFLite file see
+identical pixels and give the same labels. The model files are read by
+`coseg_tf.export.loading`, the computations are `coseg_tf.export.graphs`' (the ones the
+exported artifacts trace), so there is one definition of each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import zipfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from coseg_tf.data import video_io
+from coseg_tf.export.loading import LoadedModel, ModelLoadError, load_model
+
+CROPS = ("none", "center")
+
+
+class InputError(ValueError):
+    """Images, frames, part ids or options that the model cannot be run on."""
+
+
+class ModelMismatchError(ModelLoadError):
+    """A model file and a config that describe different models (e.g. another number of parts)."""
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def as_images(images: Any, what: str = "images") -> np.ndarray:
+    """[N, H, W, 3] uint8 or float32 in [0, 1]; a single [H, W, 3] image gets N = 1.
+
+    Float input must already be in [0, 1]: 0-255 values in a float array would otherwise
+    saturate silently.
+    """
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[np.newaxis]
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise InputError(f"{what} must be [N, H, W, 3] or [H, W, 3] RGB; got shape {array.shape}")
+    if min(array.shape[:3]) == 0:
+        raise InputError(f"{what} must be non-empty; got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return array
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InputError(f"{what} must be uint8 (0-255) or float (0-1); got {array.dtype}")
+    array = array.astype(np.float32, copy=False)
+    low, high = float(np.min(array)), float(np.max(array))
+    if not (np.isfinite(low) and np.isfinite(high) and low >= 0.0 and high <= 1.0):
+        raise InputError(
+            f"float {what} must be in [0, 1] (pass uint8 for 0-255 pixels); got min {low}, max {high}"
+        )
+    return array
+
+
+def crop_box(height: int, width: int, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the largest centred window with the frame's aspect ratio."""
+    target = frame_size[1] / frame_size[0]
+    if width / height > target:
+        crop_width = max(1, int(round(height * target)))
+        return 0, (width - crop_width) // 2, height, crop_width
+    crop_height = max(1, int(round(width / target)))
+    return (height - crop_height) // 2, 0, crop_height, width
+
+
+def fit_frames(images: np.ndarray, frame_size: tuple[int, int] | None, crop: str = "none") -> np.ndarray:
+    """Frames from `as_images` brought to `frame_size` as float32 [N, h, w, 3] in [0, 1].
+
+    `crop="none"` stretches the whole frame (as the training frames and the SavedModel do);
+    `"center"` first cuts the centred window of the model's aspect ratio. uint8 frames go
+    through the data pipeline's resize (area when shrinking), float ones through the same
+    interpolation rule in float.
+    """
+    if crop not in CROPS:
+        raise InputError(f"crop must be one of {CROPS}, got {crop!r}")
+    if frame_size is not None and crop == "center":
+        top, left, height, width = crop_box(images.shape[1], images.shape[2], frame_size)
+        images = images[:, top : top + height, left : left + width]
+    if images.dtype == np.uint8:
+        return video_io.to_float(video_io.resize_frames(np.ascontiguousarray(images), frame_size))
+    if frame_size is None or tuple(images.shape[1:3]) == tuple(frame_size):
+        return np.ascontiguousarray(images, np.float32)
+    import cv2
+
+    height, width = frame_size
+    shrink = images.shape[1] * images.shape[2] > height * width
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(f, (width, height), interpolation=interp) for f in images]).clip(0.0, 1.0)
+
+
+def shift_to_pixels(shift: np.ndarray, map_size: tuple[int, int], input_size: tuple[int, int]) -> np.ndarray:
+    """Anchor keypoints from the model's corner-aligned [-1, 1] map coordinates to input pixels.
+
+    The shift is a soft-argmax over the map grid (x = -1 is the centre of the map's first
+    column); that column covers input pixels [0, W_in / w), so map column u has its centre
+    at input x = (u + 0.5) * W_in / w - 0.5.
+    """
+    shift = np.asarray(shift, np.float32)
+    (h, w), (height, width) = map_size, input_size
+    u = (shift[..., 0] + 1.0) / 2.0 * (w - 1)
+    v = (shift[..., 1] + 1.0) / 2.0 * (h - 1)
+    return np.stack([(u + 0.5) * width / w - 0.5, (v + 0.5) * height / h - 0.5], axis=-1)
+
+
+# ----------------------------------------------------------------------------- segmentation
+
+
+@dataclasses.dataclass
+class Segmentation:
+    """What `Segmenter.segment` returns for N images.
+
+    `soft` float32 [N, h, w, K+1] part probabilities at the model's map resolution (channel
+    0 = background); `labels` int32 [N, h, w] their argmax; `keypoints` float32 [N, K, 2]
+    each part's anchor (x, y) in pixels of the input images; `shift` the same anchors as the
+    model gives them ([-1, 1] over the map); `frame_size` the model's (height, width) input
+    size (None for a SavedModel that resizes by itself and does not say); `input_size` the
+    (height, width) of the images given.
+    """
+
+    soft: np.ndarray
+    labels: np.ndarray
+    keypoints: np.ndarray
+    shift: np.ndarray
+    num_segments: int
+    frame_size: tuple[int, int] | None
+    input_size: tuple[int, int]
+
+    def soft_at(self, height: int, width: int) -> np.ndarray:
+        """The soft maps bilinearly resized to (height, width), e.g. the input size."""
+        import cv2
+
+        if self.soft.shape[1:3] == (height, width):
+            return self.soft
+        return np.stack(
+            [
+                cv2.resize(s, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
+                for s in self.soft
+            ]
+        )
+
+    def labels_at(self, height: int, width: int) -> np.ndarray:
+        """Labels (argmax of the resized soft maps) at (height, width), uint8 for PNGs when K < 256."""
+        labels = self.soft_at(height, width).argmax(-1)
+        return labels.astype(np.uint8 if self.num_segments < 256 else np.int32)
+
+
+class Segmenter:
+    """One interface over the model files; subclasses only run the model on prepared frames."""
+
+    num_segments: int
+    frame_size: tuple[int, int] | None
+    source: str
+    batch_size: int = 16
+
+    def segment(self, images: Any) -> Segmentation:
+        """Segments uint8/float RGB images [N, H, W, 3] or one [H, W, 3] image."""
+        array = as_images(images)
+        input_size = (int(array.shape[1]), int(array.shape[2]))
+        frames = fit_frames(array, self.frame_size)
+        soft, shift = [], []
+        for start in range(0, len(frames), self.batch_size):
+            s, k = self._run(frames[start : start + self.batch_size])
+            soft.append(s)
+            shift.append(k)
+        soft_maps, shifts = np.concatenate(soft), np.concatenate(shift)
+        return Segmentation(
+            soft=soft_maps,
+            labels=soft_maps.argmax(-1).astype(np.int32),
+            keypoints=shift_to_pixels(shifts, soft_maps.shape[1:3], input_size),
+            shift=shifts,
+            num_segments=self.num_segments,
+            frame_size=self.frame_size,
+            input_size=input_size,
+        )
+
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Soft maps [B, h, w, K+1] and shifts [B, K, 2] of float32 frames at the frame size."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.source}, K={self.num_segments}, frame_size={self.frame_size})"
+
+
+class KerasSegmenter(Segmenter):
+    """A model read by `export.loading` (run dir, .keras, checkpoint, original weights)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        import tensorflow as tf
+
+        from coseg_tf.export import graphs
+
+        self.model = model
+        self.num_segments = model.num_segments
+        self.frame_size = model.frame_size
+        self.source = model.source
+        segmenter = model.segmenter
+        spec = tf.TensorSpec([None, *self.frame_size, 3], tf.float32)
+        self._segment = tf.function(lambda images: graphs.segment(segmenter, images), input_signature=[spec])
+
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._segment(frames)
+        return out["segmentation"].numpy(), out["shift"].numpy()
+
+
+class SavedModelSegmenter(Segmenter):
+    """An exported SavedModel version folder, run through its `serving_default` signature.
+
+    Its graph resizes any input to the model's frame size; when that size is known (from the
+    `part_swap` signature's output, or the config) frames are resized here first, as for the
+    other backends, and the graph's resize is then the identity.
+    """
+
+    def __init__(self, path: str, config: dict[str, Any] | None = None) -> None:
+        import tensorflow as tf
+
+        self.source = f"saved_model:{path}"
+        self.saved = tf.saved_model.load(path)
+        if "serving_default" not in self.saved.signatures:
+            raise ModelLoadError(f"{path}: no serving_default signature (not written by coseg-export?)")
+        self._signature = self.saved.signatures["serving_default"]
+        outputs = self._signature.structured_outputs
+        self.num_segments = int(outputs["segmentation"].shape[-1]) - 1
+        _check_num_segments(self.num_segments, config, f"SavedModel {path}")
+        self.part_swap_signature = self.saved.signatures.get("part_swap")
+        self.frame_size = None
+        if self.part_swap_signature is not None:
+            shape = self.part_swap_signature.structured_outputs["image"].shape
+            if shape[1] is not None and shape[2] is not None:
+                self.frame_size = (int(shape[1]), int(shape[2]))
+        if self.frame_size is None and config is not None:
+            frame_shape = config["dataset_params"]["frame_shape"]
+            self.frame_size = (int(frame_shape[0]), int(frame_shape[1]))
+
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._signature(images=frames)
+        return out["segmentation"].numpy(), out["shift"].numpy()
+
+
+class TFLiteSegmenter(Segmenter):
+    """A `.tflite` segmenter (signature `segment`, fixed input size), one image per call."""
+
+    batch_size = 1
+
+    def __init__(self, path: str, config: dict[str, Any] | None = None, num_threads: int = 2) -> None:
+        from coseg_tf.export.tflite import SEGMENT_SIGNATURE, LiteRunner
+
+        self.source = f"tflite:{path}"
+        try:
+            with open(path, "rb") as f:
+                self._runner = LiteRunner(f.read(), SEGMENT_SIGNATURE, num_threads=num_threads)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ModelLoadError(
+                f"{path}: not a coseg TFLite segmenter with a `segment` signature ({e})"
+            ) from None
+        shape = self._runner.runner.get_input_details()["image"]["shape"]
+        self.frame_size = (int(shape[1]), int(shape[2]))
+        outputs = self._runner.runner.get_output_details()
+        self.num_segments = int(outputs["segmentation"]["shape"][-1]) - 1
+        _check_num_segments(self.num_segments, config, f"TFLite model {path}")
+
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._runner(image=frames)
+        return out["segmentation"], out["shift"]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _config_num_segments(config: dict[str, Any]) -> int:
+    return int(config["model_params"]["common_params"]["num_segments"])
+
+
+def _check_num_segments(found: int, config: dict[str, Any] | None, what: str) -> None:
+    if config is not None and found != _config_num_segments(config):
+        raise ModelMismatchError(
+            f"{what} has K = {found} parts, config says K = {_config_num_segments(config)}; "
+            "pass the config the model was trained with (or none)"
+        )
+
+
+def _find_key(node: Any, key: str) -> Any:
+    """The first value of `key` in a nested JSON structure (depth first), else None."""
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        node = list(node.values())
+    if isinstance(node, list):
+        for value in node:
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def stored_num_segments(path: str) -> int | None:
+    """K as recorded in a model file (without building the model), or None when not found.
+
+    Used to explain a failed load: a config with another K makes the weights not fit, and
+    the loaders' own messages name a layer shape rather than the two numbers.
+    """
+    try:
+        if video_io.isdir(path):
+            for candidate in ("final/model.keras", "model.keras", "final/segmenter.keras"):
+                if video_io.exists(video_io.join(path, candidate)):
+                    return stored_num_segments(video_io.join(path, candidate))
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                found = _find_key(json.loads(archive.read("config.json")), "num_segments")
+            return None if found is None else int(found)
+        if path.endswith((".pth.tar", ".pth", ".tar", ".npz")):
+            from coseg_tf import weights
+
+            seg_state, _, _ = weights.split_checkpoint(weights.read_original_checkpoint(path), path)
+            for key in ("segmentation.bias", "semantic_seg.bias"):
+                if key in seg_state:
+                    return int(np.asarray(seg_state[key]).shape[0]) - 1
+            return None
+        import tensorflow as tf
+
+        prefix = path
+        if video_io.isdir(path):
+            prefix = tf.train.latest_checkpoint(path) or tf.train.latest_checkpoint(
+                os.path.join(path, "checkpoints")
+            )
+        if not prefix:
+            return None
+        for key, shape in tf.train.list_variables(prefix):
+            if re.search(r"segmentation_module\.Sshift\.Sbias|segmenter/shift/bias", key):
+                return int(shape[0])
+    except Exception:  # noqa: BLE001 - only a diagnosis; the loader's own error is raised anyway
+        return None
+    return None
+
+
+def load_keras_model(path: str, config_path: str | None = None) -> LoadedModel:
+    """`export.loading.load_model`, with a model/config mismatch of K reported as such."""
+    try:
+        return load_model(path, config_path)
+    except (ModelLoadError, ValueError) as error:
+        if isinstance(error, ModelMismatchError) or config_path is None:
+            raise
+        from coseg_tf import config as config_lib
+
+        stored = stored_num_segments(path)
+        try:
+            expected = _config_num_segments(config_lib.load_config(config_path))
+        except Exception:  # noqa: BLE001 - a broken config: the loader's error says more
+            raise error from None
+        if stored is not None and stored != expected:
+            raise ModelMismatchError(
+                f"{path}: checkpoint has K = {stored} parts, config {config_path} says K = {expected}; "
+                "pass the config the model was trained with"
+            ) from error
+        raise
+
+
+def _saved_model_version(path: str) -> str | None:
+    """`path` if it is a SavedModel, or the newest numbered version folder under it."""
+    if video_io.exists(video_io.join(path, "saved_model.pb")):
+        return path
+    if not video_io.isdir(path):
+        return None
+    versions = [n.rstrip("/") for n in video_io.listdir(path) if re.fullmatch(r"\d+/?", n)]
+    for version in sorted(versions, key=int, reverse=True):
+        candidate = video_io.join(path, version)
+        if video_io.exists(video_io.join(candidate, "saved_model.pb")):
+            return candidate
+    return None
+
+
+def load_segmenter(path: str, config: str | None = None) -> Segmenter:
+    """A segmenter from any model file we write or read (see the module docstring).
+
+    `config` (a YAML path) is needed for tf.train checkpoints and original `.pth.tar` files,
+    found beside the trainer's run otherwise; for a SavedModel or TFLite file it is optional
+    and only checked against the model (its K) and used for the frame size when unknown.
+    """
+    path = path.rstrip("/") or path
+    if not video_io.exists(path) and not video_io.exists(path + ".index"):
+        raise ModelLoadError(f"model path not found: {path}")
+    config_dict = None
+    if config is not None and (path.endswith(".tflite") or _saved_model_version(path)):
+        from coseg_tf import config as config_lib
+
+        config_dict = config_lib.load_config(config)
+    if path.endswith(".tflite"):
+        return TFLiteSegmenter(path, config_dict)
+    saved = _saved_model_version(path)
+    if saved is not None:
+        return SavedModelSegmenter(saved, config_dict)
+    return KerasSegmenter(load_keras_model(path, config))
+
+
+# ----------------------------------------------------------------------------- part swap
+
+
+@dataclasses.dataclass
+class SwapResult:
+    """`frames` float32 [T, H, W, 3] (the model's frame size) with the parts swapped; `masks`
+    float32 [T, h, w] the blend masks (1 = features from the source); `targets` and `source`
+    the frames as the model saw them (cropped/resized), for side-by-side pictures."""
+
+    frames: np.ndarray
+    masks: np.ndarray
+    targets: np.ndarray
+    source: np.ndarray
+
+
+def swap_graph(
+    segmenter: Any,
+    generator: Any,
+    source: Any,
+    target: Any,
+    part_mask: Any,
+    *,
+    soft: bool = True,
+    use_source_segmentation: bool = False,
+) -> dict[str, Any]:
+    """Part swap with the mask options of the original `part_swap.py`, on Keras modules.
+
+    The default (soft mask from the target's segmentation) is `export.graphs.part_swap`
+    itself. The two variants change only where the blend mask comes from:
+    `use_source_segmentation` takes the source's soft maps deformed into the target frame by
+    the same segment-motion field that deforms the source features (so they line up with
+    the target), and `soft=False` uses the one-hot argmax of the maps (hard part borders).
+    The blending and decoding are graphs.part_swap's: mask * deformed source features +
+    (1 - mask) * target features, then the decoder.
+    """
+    import tensorflow as tf
+
+    from coseg_tf import geometry
+    from coseg_tf.export import graphs
+
+    if soft and not use_source_segmentation:
+        return graphs.part_swap(segmenter, generator, source, target, part_mask)
+    seg_source = segmenter(source, training=False)
+    seg_target = segmenter(target, training=False)
+    source_features = generator.encode(source, training=False)
+    target_features = generator.encode(target, training=False)
+    deformed, motion = generator.deform(source_features, source, seg_source, seg_target)
+    maps = tf.cast(seg_target["segmentation"], tf.float32)
+    if use_source_segmentation:
+        source_maps = tf.cast(seg_source["segmentation"], tf.float32)
+        maps = geometry.grid_sample(source_maps, tf.cast(motion["deformation"], tf.float32))
+    if not soft:
+        maps = tf.one_hot(tf.argmax(maps, axis=-1), maps.shape[-1], dtype=tf.float32)
+    weights = tf.cast(part_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
+    mask = tf.reduce_sum(maps * weights, axis=-1, keepdims=True)
+    height, width = deformed.shape[1], deformed.shape[2]
+    feature_mask = tf.cast(geometry.resize_bilinear(mask, height, width), deformed.dtype)
+    blended = feature_mask * deformed + (1.0 - feature_mask) * target_features
+    image = generator.decode(blended, training=False)
+    return {"image": tf.cast(image, tf.float32), "blend_mask": mask[..., 0]}
+
+
+def part_weights(parts: Sequence[int], num_segments: int) -> np.ndarray:
+    """float32 [K+1]: 1 for each chosen part id (0 = background, 1..K the parts), else 0."""
+    weights = np.zeros(num_segments + 1, np.float32)
+    for part in parts:
+        if isinstance(part, bool) or not isinstance(part, (int, np.integer)):
+            raise InputError(f"part ids must be integers, got {part!r}")
+        if not 0 <= int(part) <= num_segments:
+            raise InputError(
+                f"part id {part} is out of range: this model has K = {num_segments} parts, "
+                f"ids 0..{num_segments} (0 = background)"
+            )
+        weights[int(part)] = 1.0
+    return weights
+
+
+class PartSwapper:
+    """Swaps chosen parts of a source image into every frame of a target video (paper Sec. 4.3).
+
+    Built on a `KerasSegmenter` whose file holds the generator (a run dir, `model.keras`, a
+    checkpoint or an original `.pth.tar`), or a `SavedModelSegmenter` exported with the
+    `part_swap` signature (soft target masks only: that signature takes part weights).
+    """
+
+    def __init__(self, segmenter: Segmenter, batch_size: int = 8) -> None:
+        self.segmenter = segmenter
+        self.batch_size = batch_size
+        self.num_segments = segmenter.num_segments
+        self._functions: dict[tuple[bool, bool], Any] = {}
+        if isinstance(segmenter, KerasSegmenter):
+            if segmenter.model.generator is None:
+                raise ModelLoadError(
+                    f"{segmenter.source} holds only the segmenter; part swap needs the generator too "
+                    "(use the run's final/model.keras, a checkpoint or a .pth.tar)"
+                )
+        elif isinstance(segmenter, SavedModelSegmenter):
+            if segmenter.part_swap_signature is None or segmenter.frame_size is None:
+                raise ModelLoadError(
+                    f"{segmenter.source} has no part_swap signature at a known frame size "
+                    "(export with part swap and without resize_to_input, or use the Keras model)"
+                )
+        else:
+            raise ModelLoadError(
+                f"{segmenter.source}: part swap runs on Keras models and SavedModels, not TFLite"
+            )
+        self.frame_size: tuple[int, int] = segmenter.frame_size  # type: ignore[assignment]
+
+    @classmethod
+    def load(cls, path: str, config: str | None = None, batch_size: int = 8) -> PartSwapper:
+        return cls(load_segmenter(path, config), batch_size)
+
+    def _keras_function(self, soft: bool, use_source_segmentation: bool) -> Any:
+        key = (soft, use_source_segmentation)
+        if key not in self._functions:
+            import tensorflow as tf
+
+            model = self.segmenter.model  # type: ignore[attr-defined]
+            frame = tf.TensorSpec([None, *self.frame_size, 3], tf.float32)
+            weights = tf.TensorSpec([None, self.num_segments + 1], tf.float32)
+
+            def run(source: tf.Tensor, target: tf.Tensor, part_mask: tf.Tensor) -> dict[str, tf.Tensor]:
+                return swap_graph(
+                    model.segmenter,
+                    model.generator,
+                    source,
+                    target,
+                    part_mask,
+                    soft=soft,
+                    use_source_segmentation=use_source_segmentation,
+                )
+
+            self._functions[key] = tf.function(run, input_signature=[frame, frame, weights])
+        return self._functions[key]
+
+    def swap(
+        self,
+        source_image: Any,
+        target_frames: Any,
+        parts: Sequence[int],
+        soft: bool = True,
+        use_source_segmentation: bool = False,
+        crop: str = "none",
+    ) -> SwapResult:
+        """The target frames with `parts` (ids, 0 = background) taken from `source_image`.
+
+        Images are uint8 or float [0, 1]; `target_frames` [T, H, W, 3] (or one frame). Both
+        are cropped (`crop="center"`) and resized to the model's frame size. Swapping no
+        part gives the generator's auto-encoding of each target frame.
+        """
+        weights = part_weights(parts, self.num_segments)
+        source = fit_frames(as_images(source_image, "source image"), self.frame_size, crop)
+        if len(source) != 1:
+            raise InputError(f"the source must be one image, got {len(source)}")
+        targets = fit_frames(as_images(target_frames, "target frames"), self.frame_size, crop)
+        if isinstance(self.segmenter, SavedModelSegmenter):
+            if not (soft and not use_source_segmentation):
+                raise InputError(
+                    "a SavedModel's part_swap signature supports soft masks from the target's segmentation "
+                    "only; use the Keras model (run dir, .keras, checkpoint) for hard or source masks"
+                )
+            function = self.segmenter.part_swap_signature
+        else:
+            function = self._keras_function(soft, use_source_segmentation)
+        images, masks = [], []
+        for start in range(0, len(targets), self.batch_size):
+            batch = targets[start : start + self.batch_size]
+            count = len(batch)
+            out = function(
+                source=np.repeat(source, count, axis=0),
+                target=batch,
+                part_mask=np.repeat(weights[np.newaxis], count, axis=0),
+            )
+            images.append(np.asarray(out["image"]))
+            masks.append(np.asarray(out["blend_mask"]))
+        return SwapResult(
+            frames=np.clip(np.concatenate(images), 0.0, 1.0),
+            masks=np.concatenate(masks),
+            targets=targets,
+            source=source[0],
+        )
