@@ -1,0 +1,217 @@
+"""`coseg-swap`: video editing by part swap (paper Sec. 4.3, Fig. 6, Sup. Mat. D).
+
+    coseg-swap --model=runs/demo/model --source=face.png --target=clip.mp4 --parts=1,3 \
+        --output=swapped.mp4 --side_by_side
+
+The chosen parts of the source image replace those of every target frame: both are
+segmented, the source's encoder features are deformed to the target by the segment motion,
+blended with the target's features under the mask of the chosen parts, and decoded. The
+output has the target's frame count and frame rate, at the model's frame size (frames of
+other sizes are centre-cropped to its aspect ratio with --crop=center, else stretched).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    # Defined when run as a command only (see coseg_tf/data/make_synthetic.py).
+    flags.DEFINE_string(
+        "model",
+        None,
+        "The whole model (segmenter + generator): a trainer run dir, its final/model.keras, a tf.train "
+        "checkpoint, an original .pth.tar (with --config), or a SavedModel exported with part swap.",
+        required=True,
+    )
+    flags.DEFINE_string("config", None, "Config YAML; default: the run's config.yaml beside the model.")
+    flags.DEFINE_string(
+        "source",
+        None,
+        "The image whose parts are taken (an image, or a video: see --source_frame).",
+        required=True,
+    )
+    flags.DEFINE_integer("source_frame", 0, "When --source is a video: the frame to take.", lower_bound=0)
+    flags.DEFINE_string(
+        "target", None, "The video to edit: .mp4/.mov/.avi/.gif, or a folder of frames.", required=True
+    )
+    flags.DEFINE_list(
+        "parts", None, "Part ids to take from the source, e.g. 1,3 (0 = background).", required=True
+    )
+    flags.DEFINE_enum(
+        "mask",
+        "soft",
+        ["soft", "hard"],
+        "soft: the part probabilities (smooth edges, as the "
+        "paper); hard: pixels whose most likely part is chosen.",
+    )
+    flags.DEFINE_enum(
+        "segmentation",
+        "target",
+        ["target", "source"],
+        "Whose segmentation gives the mask: the target frame's, or the source's deformed to the target.",
+    )
+    flags.DEFINE_bool("side_by_side", False, "Write [target | mask | result] frames, as the paper's figures.")
+    flags.DEFINE_enum(
+        "crop",
+        "center",
+        ["center", "none"],
+        "Fit frames to the model's aspect ratio by a centred crop, or stretch them (none).",
+    )
+    flags.DEFINE_string("output", None, "Output video, .mp4 or .gif.", required=True)
+    flags.DEFINE_float("fps", 25.0, "Frame rate when the target stores none (a folder of frames).")
+    flags.DEFINE_integer("batch_size", 8, "Target frames per forward pass.", lower_bound=1)
+    flags.register_validator("fps", lambda v: v > 0, "--fps must be > 0")
+    flags.register_validator(
+        "output",
+        lambda v: v is None or os.path.splitext(v)[1].lower() in (".mp4", ".gif"),
+        "--output must end in .mp4 or .gif",
+    )
+
+
+class InputFileError(ValueError):
+    """A source or target that does not exist or cannot be decoded; the message names the file."""
+
+
+def parse_parts(values: list[str]) -> list[int]:
+    """`--parts` as integers (range checked against the model later, when K is known)."""
+    try:
+        parts = [int(v) for v in values if v.strip()]
+    except ValueError:
+        raise app.UsageError(
+            f"--parts must be integer part ids such as 1,3; got {','.join(values)}"
+        ) from None
+    if not parts:
+        raise app.UsageError("--parts needs at least one part id (0 = background, 1..K the parts)")
+    return parts
+
+
+def read_source(path: str, frame: int = 0) -> np.ndarray:
+    """The source image (uint8 RGB): an image file, or one frame of a video."""
+    from coseg_tf.data import video_io
+
+    if not video_io.exists(path):
+        raise InputFileError(f"source not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext in video_io.IMAGE_EXTENSIONS:
+            return video_io.decode_image(video_io.read_bytes(path), path)
+        frames = video_io.read_video(path)
+    except (OSError, ValueError) as e:
+        raise InputFileError(f"cannot read source {path}: {e}") from None
+    if frame >= len(frames):
+        raise InputFileError(f"--source_frame={frame} but {path} has {len(frames)} frames")
+    return (frames[frame] * 255.0 + 0.5).astype(np.uint8)
+
+
+def read_target(path: str) -> np.ndarray:
+    """The target video as uint8 RGB [T, H, W, 3] (any layout `video_io.read_video` reads)."""
+    from coseg_tf.data import video_io
+
+    if not video_io.exists(path):
+        raise InputFileError(f"target not found: {path}")
+    try:
+        frames = video_io.read_video(path)
+    except (OSError, ValueError) as e:
+        raise InputFileError(f"cannot read target video {path}: {e}") from None
+    if len(frames) == 0:
+        raise InputFileError(f"cannot read target video {path}: no frames")
+    return (frames * 255.0 + 0.5).astype(np.uint8)
+
+
+@dataclasses.dataclass
+class SwapSettings:
+    """The editing choices (the flags' values)."""
+
+    parts: list[int]
+    soft: bool = True
+    use_source_segmentation: bool = False
+    side_by_side: bool = False
+    crop: str = "center"
+    fps: float = 25.0
+
+
+def swap_video(
+    swapper, source: str, target: str, output: str, settings: SwapSettings, source_frame: int = 0
+) -> dict:
+    """Writes the edited target video; returns what was written (path, frames, fps, size)."""
+    from tqdm import tqdm
+
+    from coseg_tf import visualize
+
+    source_image = read_source(source, source_frame)
+    frames = read_target(target)
+    fps = visualize.video_fps(target, settings.fps)
+    results = []
+    step = swapper.batch_size
+    with tqdm(total=len(frames), desc="swap", unit="frame", file=sys.stderr) as progress:
+        for start in range(0, len(frames), step):
+            results.append(
+                swapper.swap(
+                    source_image,
+                    frames[start : start + step],
+                    settings.parts,
+                    soft=settings.soft,
+                    use_source_segmentation=settings.use_source_segmentation,
+                    crop=settings.crop,
+                )
+            )
+            progress.update(min(step, len(frames) - start))
+    out_frames = []
+    for result in results:
+        for image, mask, shown in zip(result.frames, result.masks, result.targets, strict=True):
+            picture = visualize.to_uint8(image)
+            if settings.side_by_side:
+                mask_picture = visualize.mask_picture(mask, picture.shape[:2])
+                picture = visualize.side_by_side(visualize.to_uint8(shown), mask_picture, picture)
+            out_frames.append(picture)
+    visualize.write_video(output, out_frames, fps)
+    return {"path": output, "frames": len(out_frames), "fps": fps, "size": out_frames[0].shape[:2]}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    parts = parse_parts(FLAGS.parts)
+    from coseg_tf.config import ConfigError
+    from coseg_tf.export.loading import ModelLoadError
+    from coseg_tf.inference import InputError, PartSwapper
+
+    settings = SwapSettings(
+        parts=parts,
+        soft=FLAGS.mask == "soft",
+        use_source_segmentation=FLAGS.segmentation == "source",
+        side_by_side=FLAGS.side_by_side,
+        crop=FLAGS.crop,
+        fps=FLAGS.fps,
+    )
+    try:
+        swapper = PartSwapper.load(FLAGS.model, FLAGS.config, batch_size=FLAGS.batch_size)
+        logging.info("part swap with %s", swapper.segmenter)
+        info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
+    except (InputFileError, InputError, ModelLoadError, ConfigError, OSError) as e:
+        sys.exit(f"coseg-swap: error: {e}")
+    height, width = info["size"]
+    print(f"wrote {info['path']}: {info['frames']} frames at {info['fps']:g} fps, {width}x{height}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    before = set(FLAGS)
+    _define_flags()
+    # `--help` lists the key flags of the program (sys.argv[0]), which for a console script
+    # is the generated wrapper, not this module.
+    for name in set(FLAGS) - before:
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
