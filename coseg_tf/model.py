@@ -112,15 +112,21 @@ def build_segmenter(config: dict[str, Any]) -> SegmentationModule:
     return segmenter
 
 
-def build_model(config: dict[str, Any], *, seed: int | None = None) -> CosegModel:
-    """The training model of a config: modules built for its frame size, losses as configured."""
-    train = config["train_params"]
+def build_modules(config: dict[str, Any]) -> tuple[SegmentationModule, ReconstructionModule]:
+    """The segmenter and generator of a config, built for its frame size (ready for weights)."""
     segmenter = build_segmenter(config)
     generator = ReconstructionModule(**config_lib.generator_kwargs(config), name="reconstruction_module")
     height, width, channels = config["dataset_params"]["frame_shape"]
     frame = tf.zeros((1, height, width, channels))
     seg = segmenter(frame, training=False)
     generator({"source": frame, "seg_source": seg, "seg_target": seg}, training=False)
+    return segmenter, generator
+
+
+def build_model(config: dict[str, Any], *, seed: int | None = None) -> CosegModel:
+    """The training model of a config: modules built for its frame size, losses as configured."""
+    train = config["train_params"]
+    segmenter, generator = build_modules(config)
     perceptual = None
     if any(train["loss_weights"]["perceptual"]):
         perceptual = PerceptualLoss(

@@ -25,7 +25,7 @@ import tensorflow as tf
 from coseg_tf import config as config_lib
 from coseg_tf import weights as weights_lib
 from coseg_tf.generator import ReconstructionModule
-from coseg_tf.model import CosegModel, build_segmenter
+from coseg_tf.model import CosegModel, build_modules
 from coseg_tf.segmenter import SegmentationModule
 
 ORIGINAL_SUFFIXES = (".pth.tar", ".pth", ".tar", ".npz")
@@ -142,16 +142,6 @@ def _load_keras(path: str, config_path: str | None) -> LoadedModel:
     return LoadedModel(config, segmenter, generator, f"keras:{path}")
 
 
-def _build_modules(config: dict[str, Any]) -> tuple[SegmentationModule, ReconstructionModule]:
-    segmenter = build_segmenter(config)
-    generator = ReconstructionModule(**config_lib.generator_kwargs(config), name="reconstruction_module")
-    height, width, channels = config["dataset_params"]["frame_shape"]
-    frame = tf.zeros((1, height, width, channels))
-    seg = segmenter(frame, training=False)
-    generator({"source": frame, "seg_source": seg, "seg_target": seg}, training=False)
-    return segmenter, generator
-
-
 def _checkpoint_prefix(path: str) -> str | None:
     """A checkpoint prefix, or the latest checkpoint of a folder or of its `checkpoints/`."""
     if not tf.io.gfile.isdir(path):
@@ -202,7 +192,7 @@ def _load_checkpoint(path: str, config_path: str | None) -> LoadedModel:
     if prefix is None:
         raise ModelLoadError(f"no tf.train checkpoint in {path} (nor in {path}/checkpoints)")
     config = _read_config(path, config_path, required=True)
-    segmenter, generator = _build_modules(config)
+    segmenter, generator = build_modules(config)
     keys = {name for name, _ in tf.train.list_variables(prefix)}
     if any(key.startswith("model_variables/") for key in keys):
         problem = _restore_by_path(prefix, segmenter, generator)
@@ -228,7 +218,7 @@ def _load_checkpoint(path: str, config_path: str | None) -> LoadedModel:
 
 def _load_original(path: str, config_path: str | None) -> LoadedModel:
     config = _read_config(path, config_path, required=True)
-    segmenter, generator = _build_modules(config)
+    segmenter, generator = build_modules(config)
     report = weights_lib.load_original_weights(segmenter, generator, path)
     if report.missing:
         raise ModelLoadError(f"{path}: {report.summary()}")

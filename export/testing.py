@@ -21,8 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from coseg_tf import config as config_lib
-from coseg_tf.generator import ReconstructionModule
-from coseg_tf.model import CosegModel, build_segmenter
+from coseg_tf.model import CosegModel, build_modules
 
 # The puppet's parts, in label order after the background (0).
 PARTS = ("torso", "head", "left_arm", "right_arm")
@@ -80,12 +79,7 @@ def tiny_config(root_dir: str | None = None) -> dict[str, Any]:
 
 def build_tiny_model(config: dict[str, Any]) -> CosegModel:
     """Segmenter + generator of `config`, built, in a CosegModel without the perceptual loss."""
-    segmenter = build_segmenter(config)
-    generator = ReconstructionModule(**config_lib.generator_kwargs(config), name="reconstruction_module")
-    height, width, channels = config["dataset_params"]["frame_shape"]
-    frame = tf.zeros((1, height, width, channels))
-    seg = segmenter(frame, training=False)
-    generator({"source": frame, "seg_source": seg, "seg_target": seg}, training=False)
+    segmenter, generator = build_modules(config)
     model = CosegModel(segmenter, generator, perceptual=None, name="coseg")
     model.built = True
     return model
