@@ -5,10 +5,11 @@ its generator briefly to reconstruct) is enough for the identities (no part swap
 target's own auto-encoding; every id = the generator's reconstruction from the source).
 "Every part moves the appearance toward the source" needs a model whose swap is meaningful,
 which that one is not: its anchor (shift) head is untrained, so the segment motions
-misplace the source's features, and its decoder saw a single colour layout, so it can paint
-"torso colour" from position alone. The `swap_model` fixture therefore fits, on a copy, the
-anchor head to the parts' centroids and the generator on puppets of two colour layouts, so
-that colour has to travel through the features. That takes ~10 s on one core.
+misplace the source's features, and it saw a single colour layout, so its decoder can paint
+"torso colour" from position alone and its segmenter reads a blue torso as an arm. The
+`swap_model` fixture therefore fits, on a copy, the part maps and the anchors (supervised:
+labels and part centroids) and the generator on puppets of two colour layouts, so that
+colour has to travel through the features. That takes ~15 s on one core.
 """
 
 import os
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from coseg_tf.export import graphs, saved_model, testing
-from coseg_tf.export.loading import load_model
+from coseg_tf.export.loading import LoadedModel, load_model
 
 from coseg_tf import inference
 from coseg_tf.data import video_io
@@ -48,32 +49,48 @@ def look(rng: np.random.Generator, other: bool) -> np.ndarray:
     return np.clip(OTHER_LOOK + rng.uniform(-0.05, 0.05, OTHER_LOOK.shape), 0, 1).astype(np.float32)
 
 
-def fit_anchors(segmenter: keras.Model, steps: int = 60, seed: int = 2) -> float:
-    """The shift head regressed onto each part's centroid ([-1, 1] corner-aligned, as the model's)."""
+def fit_parts_two_looks(segmenter: keras.Model, steps: int = 80, seed: int = 2) -> tuple[float, float]:
+    """Supervised parts and anchors on puppets of both looks; returns (pixel accuracy, anchor MSE).
+
+    The part maps are fitted to the labels (export/testing's fit_segmenter did so for one
+    look only: a blue torso would read as an arm) and the shift head to each part's centroid
+    ([-1, 1] corner-aligned, as the model's), so that the segment motions are right.
+    """
     rng = np.random.default_rng(seed)
     optimizer = keras.optimizers.Adam(3e-3)
-    variables = [v for v in segmenter.trainable_variables if v.path.split("/")[-2] == "shift"]
-    assert variables, "no shift head variables found"
+    variables = [v for v in segmenter.trainable_variables if v.path.split("/")[-2] != "affine"]
+    assert any(v.path.split("/")[-2] == "shift" for v in variables), "no shift head variables found"
     grid = np.linspace(-1, 1, 64, dtype=np.float32)
+    scale = int(round(1 / segmenter.scale_factor))
 
     @tf.function
-    def step(images: tf.Tensor, centres: tf.Tensor) -> tf.Tensor:
+    def step(images: tf.Tensor, labels: tf.Tensor, centres: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(segmenter(images, training=False)["shift"] - centres))
+            out = segmenter(images, training=True)
+            parts = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, out["segmentation"]))
+            anchors = tf.reduce_mean(tf.square(out["shift"] - centres))
+            loss = parts + 10.0 * anchors
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-        return loss
+        return parts, anchors
 
-    for _ in range(steps):
-        pairs = [testing.render_puppet(64, rng) for _ in range(8)]
+    def draw(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pairs = [testing.render_puppet(64, rng, look(rng, other=i % 2 == 1)) for i in range(count)]
         centres = [
             [
-                [grid[np.nonzero(labels == k)[1]].mean(), grid[np.nonzero(labels == k)[0]].mean()]
+                [grid[np.nonzero(lab == k)[1]].mean(), grid[np.nonzero(lab == k)[0]].mean()]
                 for k in range(1, 5)
             ]
-            for _, labels in pairs
+            for _, lab in pairs
         ]
-        loss = step(np.stack([p[0] for p in pairs]), np.array(centres, np.float32))
-    return float(loss)
+        images = np.stack([p[0] for p in pairs])
+        return images, np.stack([p[1][::scale, ::scale] for p in pairs]), np.array(centres, np.float32)
+
+    for _ in range(steps):
+        step(*draw(8))
+    images, labels, centres = draw(8)
+    out = segmenter(images, training=False)
+    accuracy = float(np.mean(out["segmentation"].numpy().argmax(-1) == labels))
+    return accuracy, float(np.mean(np.square(out["shift"].numpy() - centres)))
 
 
 def fit_generator_two_looks(
@@ -106,14 +123,20 @@ def fit_generator_two_looks(
     return float(loss)
 
 
+def fit_swap_model(keras_path: str, generator_steps: int = 100) -> LoadedModel:
+    """A copy of the test model fitted to puppets of two looks (docs/make_pictures.py uses it too)."""
+    keras.utils.set_random_seed(1)
+    model = load_model(keras_path)
+    accuracy, anchor_error = fit_parts_two_looks(model.segmenter)
+    l1 = fit_generator_two_looks(model.segmenter, model.generator, steps=generator_steps)
+    assert accuracy > 0.9 and anchor_error < 0.01 and l1 < 0.08, (accuracy, anchor_error, l1)
+    return model
+
+
 @pytest.fixture(scope="module")
 def swap_model(run):
-    keras.utils.set_random_seed(1)
-    model = load_model(run["keras_path"])  # a copy: the shared model stays as the other tests expect
-    anchor_loss = fit_anchors(model.segmenter)
-    l1 = fit_generator_two_looks(model.segmenter, model.generator)
-    assert anchor_loss < 0.02 and l1 < 0.08, (anchor_loss, l1)
-    return inference.PartSwapper(inference.KerasSegmenter(model))
+    # A copy: the shared model stays as the other tests expect.
+    return inference.PartSwapper(inference.KerasSegmenter(fit_swap_model(run["keras_path"])))
 
 
 def scene(seed: int, frames: int = 4):
@@ -170,17 +193,12 @@ def test_the_default_swap_is_graphs_part_swap(run, swapper):
     np.testing.assert_array_equal(hard.masks == 1.0, np.isin(labels, [1, 3]))
 
 
-@pytest.mark.parametrize(
-    ("soft", "use_source", "share"), [(True, False, 0.93), (False, False, 0.93), (True, True, 0.9)]
-)
-def test_swapping_every_part_moves_every_foreground_pixel_toward_the_source(
-    swap_model, soft, use_source, share
-):
+@pytest.mark.parametrize(("soft", "use_source"), [(True, False), (False, False), (True, True)])
+def test_swapping_every_part_moves_every_foreground_pixel_toward_the_source(swap_model, soft, use_source):
     # Criterion: on the target's foreground (its parts' pixels less a two-pixel border, which
-    # the 32x32 maps and the decoder blur),
-    # the swapped frame is closer to the colour the source has for that pixel's part than
-    # the unswapped auto-encoding is, for at least `share` of the pixels. The source's mask,
-    # deformed by the estimated motion, lines up less exactly with the target's parts.
+    # the 32x32 maps and the decoder blur), the swapped frame is closer to the colour the
+    # source has for that pixel's part than the unswapped auto-encoding is, for at least 95%
+    # of the pixels of each of three scenes (the fitted model reaches ~99%).
     shares = []
     for seed in (10, 11, 12):
         source, targets, labels, source_look = scene(seed)
@@ -199,7 +217,7 @@ def test_swapping_every_part_moves_every_foreground_pixel_toward_the_source(
         # The background (mask 0 up to the soft maps' tails) stays the target's.
         outside = swapped.masks < 0.01
         assert outside.mean() > 0.5
-    assert min(shares) >= share, shares
+    assert min(shares) >= 0.95, shares
 
 
 def test_saved_model_part_swap_matches_keras(run, swapper, tmp_path):
