@@ -177,6 +177,17 @@ def test_swapping_every_id_is_the_generators_reconstruction_from_the_source(run,
     np.testing.assert_allclose(result.frames, predicted.numpy(), atol=2e-5)
 
 
+def test_the_source_mask_is_the_sources_segmentation_moved_to_the_target(swapper):
+    # With the target itself as the source the segment motions are the identity, so the
+    # deformed source segmentation is the target's; another source gives another mask.
+    _, targets, _, _ = scene(6, frames=2)
+    own = swapper.swap(targets[0], targets[:1], [1, 3])
+    moved = swapper.swap(targets[0], targets[:1], [1, 3], use_source_segmentation=True)
+    np.testing.assert_allclose(moved.masks, own.masks, atol=1e-4)
+    other = swapper.swap(targets[1], targets[:1], [1, 3], use_source_segmentation=True)
+    assert np.abs(other.masks - own.masks).max() > 0.1
+
+
 def test_the_default_swap_is_graphs_part_swap(run, swapper):
     source, targets, _, _ = scene(2)
     result = swapper.swap(source, targets, [1, 3])
