@@ -24,6 +24,8 @@ CONSOLE_SCRIPTS = [
     "coseg-train = coseg_tf.train:main",
     "coseg-eval = coseg_tf.evaluate:main",
     "coseg-export = coseg_tf.export.main:main",
+    "coseg-segment = coseg_tf.segment:run",
+    "coseg-swap = coseg_tf.swap:run",
 ]
 
 setup(

@@ -19,6 +19,8 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
+from coseg_tf import cli
+
 FLAGS = flags.FLAGS
 
 
@@ -204,13 +206,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    before = set(FLAGS)
-    _define_flags()
-    # `--help` lists the key flags of the program (sys.argv[0]), which for a console script
-    # is the generated wrapper, not this module.
-    for name in set(FLAGS) - before:
-        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
-    app.run(main)
+    cli.run(main, _define_flags)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ stored as PNG (lossless, default) or JPEG. Afterwards point `dataset_params.root
 
 from __future__ import annotations
 
-import sys
 import time
 
 from absl import app, flags, logging
+
+from coseg_tf import cli
 
 FLAGS = flags.FLAGS
 
@@ -80,13 +81,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    before = set(FLAGS)
-    _define_flags()
-    # `--help` lists the key flags of the program (sys.argv[0]), which for a console script
-    # is the generated wrapper, not this module.
-    for name in set(FLAGS) - before:
-        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
-    app.run(main)
+    cli.run(main, _define_flags)
 
 
 if __name__ == "__main__":

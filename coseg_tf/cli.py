@@ -1,0 +1,22 @@
+"""The one entry point of every absl command, so that `--help` lists the command's flags."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from absl import app, flags
+
+
+def run(main: Callable[[list[str]], Any], define_flags: Callable[[], None]) -> None:
+    """Defines the command's flags, makes them the program's key flags, and runs `main`.
+
+    absl's `--help` lists the key flags of the program (`sys.argv[0]`), which for a console
+    script is the generated wrapper, not the module that defines the flags.
+    """
+    before = set(flags.FLAGS)
+    define_flags()
+    for name in set(flags.FLAGS) - before:
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
+    app.run(main)
