@@ -18,7 +18,7 @@ BAZEL_FILES = $(shell find . \( -path ./.git -o -path './.venv*' -o -path './baz
 # downloads; Bazel 4.2.3 has these rules built in.
 BUILDIFIER_WARNINGS := -native-py,-native-sh-binary
 
-.PHONY: install test test-all clean lint bazel-tools bazel-test bazel-test-all wheel-check
+.PHONY: install demo test test-all clean lint bazel-tools bazel-test bazel-test-all wheel-check
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The main job: synthetic data, training, held-out evaluation and a picture (README, "The main job").
+demo: $(STAMP)
+	$(PY) -m coseg_tf.demo --workdir runs/demo
 
 # The fast suite (what CI runs).
 test: $(STAMP)
