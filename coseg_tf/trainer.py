@@ -409,14 +409,13 @@ def epoch_examples(config: Mapping[str, Any]) -> int:
     repeats = int(config["train_params"]["num_repeats"])
     root = str(params["root_dir"])
     if tfrecords.is_tfrecord_dataset(root):
-        videos = tfrecords._split_info(root.rstrip("/"), "train")[1]["videos"]
-        names = [v["name"] for v in videos]
+        # The same identity rule as the TFRecord pipeline: the name before '#'.
+        names = [v["name"] for v in tfrecords._split_info(root.rstrip("/"), "train")[1]["videos"]]
+        items = len({name.split("#")[0] for name in names}) if params["id_sampling"] else len(names)
     else:
         cat = catalog.build_catalog(params, "train", catalog.dataset_stats(params))
-        names = cat.names
-    if params["id_sampling"]:
-        return len({name.split("#")[0] for name in names}) * repeats
-    return len(names) * repeats
+        items = len(cat.identities) if params["id_sampling"] else len(cat.videos)
+    return items * repeats
 
 
 class Trainer:
@@ -662,7 +661,8 @@ class Trainer:
         local = {k: self.strategy.experimental_local_results(v)[0] for k, v in batch.items()}
         local = {k: v[: min(4, int(v.shape[0]))] for k, v in local.items()}
         out = tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, self._visual_fn(local))
-        grid = visual_grid({k: v.numpy() for k, v in local.items()}, out)
+        kp_size = int(self.config["visualizer_params"]["kp_size"])
+        grid = visual_grid({k: v.numpy() for k, v in local.items()}, out, kp_size)
         with writer.as_default(step=step):
             tf.summary.image(
                 "source|target|deformed|reconstruction|parts|keypoints", grid[None], max_outputs=1
