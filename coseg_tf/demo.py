@@ -21,6 +21,8 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
+from coseg_tf import cli
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("workdir", "runs/demo", "Where the data, the model, the picture and results.json go.")
@@ -182,7 +184,7 @@ def run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    app.run(lambda argv: sys.exit(run(argv)))
+    cli.run(lambda argv: sys.exit(run(argv)), flags_module=__name__)
 
 
 if __name__ == "__main__":

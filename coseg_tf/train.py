@@ -12,6 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
+from coseg_tf import cli
 from coseg_tf import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -124,7 +125,7 @@ def _run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point (`coseg-train`)."""
-    app.run(lambda argv: sys.exit(_run(argv)))
+    cli.run(lambda argv: sys.exit(_run(argv)), flags_module=__name__)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from typing import Any
 
 from absl import app, flags, logging
 
+from coseg_tf import cli
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
@@ -292,7 +294,7 @@ def _main(argv: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point (`coseg-export`)."""
-    app.run(_main)
+    cli.run(_main, flags_module=__name__)
 
 
 if __name__ == "__main__":
