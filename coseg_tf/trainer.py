@@ -450,6 +450,14 @@ class Trainer:
                 f"batch_size {self.global_batch} is not divisible by {self.num_replicas} replicas"
             )
         self.per_replica_batch = self.global_batch // self.num_replicas
+        sync_bn = bool(self.config["model_params"]["common_params"]["sync_batch_norm"])
+        if options.xla and sync_bn and self.num_replicas > 1:
+            # The compiled forward/backward is a nested function; an all-reduce inside it
+            # (synchronised batch norm) cannot be placed there by tf.distribute.
+            raise ValueError(
+                "--xla with synchronised batch norm on several replicas is not supported; use "
+                "--noxla or --set model_params.common_params.sync_batch_norm=false"
+            )
         self.chief = is_chief(self.strategy)
         self.dataset_fn = dataset_fn or default_dataset_fn(self.config, options.seed)
         if steps_per_epoch is None:

@@ -261,6 +261,13 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path):
     # Updates: Adam's step is ~lr x sign(gradient), so a near-zero gradient may round either way.
     assert np.isclose(b, a, rtol=1e-3, atol=1e-6).mean() > 0.99
     assert np.abs(a - b).max() <= 2 * lr
+    # XLA cannot hold the all-reduces of synchronised batch norm: a clear error up front.
+    options = trainer_lib.TrainOptions(model_dir={str(tmp_path)!r} + "/xla", strategy="mirrored", xla=True)
+    try:
+        trainer_lib.Trainer(config, options, dataset_fn=_dataset_fn(_frames(4), 4), steps_per_epoch=1)
+        raise AssertionError("no error for XLA with synchronised batch norm")
+    except ValueError as e:
+        assert "sync_batch_norm=false" in str(e), e
     print("OK", first["default"], first["mirrored"])
     """
     )
