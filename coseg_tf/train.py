@@ -42,7 +42,7 @@ flags.DEFINE_enum(
     "auto",
     ["auto", "off", "mixed_bfloat16", "mixed_float16"],
     "Mixed precision of the conv layers (geometry and losses stay float32). auto: "
-    "mixed_bfloat16 on a CPU with native bf16 (AVX512-BF16/AMX; ~2.4x faster there), else off. "
+    "mixed_bfloat16 on a CPU with native bf16 (AVX512-BF16/AMX; 1.4-2.1x fewer s/step there), else off. "
     "mixed_float16 (GPUs) uses dynamic loss scaling.",
 )
 flags.DEFINE_boolean("xla", False, "Compile the forward and backward pass with XLA (jit_compile).")
