@@ -19,13 +19,13 @@ PACKAGES = (
 # One console script per command, each also `python -m MODULE`; Bazel has a py_binary of the
 # same name (coseg_tf/BUILD, COMMANDS). tests/packaging/check_wheel.sh runs each with --help.
 CONSOLE_SCRIPTS = [
-    "coseg-prepare = coseg_tf.data.prepare:run",
-    "coseg-synth = coseg_tf.data.make_synthetic:run",
+    "coseg-prepare = coseg_tf.data.prepare:main",
+    "coseg-synth = coseg_tf.data.make_synthetic:main",
     "coseg-train = coseg_tf.train:main",
     "coseg-eval = coseg_tf.evaluate:main",
     "coseg-export = coseg_tf.export.main:main",
-    "coseg-segment = coseg_tf.segment:run",
-    "coseg-swap = coseg_tf.swap:run",
+    "coseg-segment = coseg_tf.segment:main",
+    "coseg-swap = coseg_tf.swap:main",
 ]
 
 setup(

@@ -252,7 +252,7 @@ def segment_all(
     return written
 
 
-def main(argv: list[str]) -> None:
+def _run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]} (inputs go in --input)")
     if not FLAGS.input:
@@ -286,10 +286,10 @@ def main(argv: list[str]) -> None:
     )
 
 
-def run() -> None:
+def main() -> None:
     """Console-script entry point."""
-    cli.run(main, _define_flags)
+    cli.run(_run, _define_flags)
 
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -178,7 +178,7 @@ def swap_video(
     return {"path": output, "frames": len(out_frames), "fps": fps, "size": out_frames[0].shape[:2]}
 
 
-def main(argv: list[str]) -> None:
+def _run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     parts = parse_parts(FLAGS.parts)
@@ -204,10 +204,10 @@ def main(argv: list[str]) -> None:
     print(f"wrote {info['path']}: {info['frames']} frames at {info['fps']:g} fps, {width}x{height}")
 
 
-def run() -> None:
+def main() -> None:
     """Console-script entry point."""
-    cli.run(main, _define_flags)
+    cli.run(_run, _define_flags)
 
 
 if __name__ == "__main__":
-    run()
+    main()

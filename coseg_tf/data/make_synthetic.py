@@ -31,7 +31,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("num_threads", 2, "Rendering threads.")
 
 
-def main(argv: list[str]) -> None:
+def _run(argv: list[str]) -> None:
     del argv
     from coseg_tf.data.synthetic import generate_synthetic_dataset
 
@@ -53,10 +53,10 @@ def main(argv: list[str]) -> None:
         print(f"{fmt}: dataset_params.root_dir={root}")
 
 
-def run() -> None:
+def main() -> None:
     """Console-script entry point."""
-    cli.run(main, _define_flags)
+    cli.run(_run, _define_flags)
 
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -53,7 +53,7 @@ def dataset_params_from_flags() -> dict:
     return params
 
 
-def main(argv: list[str]) -> None:
+def _run(argv: list[str]) -> None:
     del argv
     from coseg_tf.data.catalog import DatasetStats
     from coseg_tf.data.tfrecords import convert_to_tfrecords
@@ -79,10 +79,10 @@ def main(argv: list[str]) -> None:
     print(f"dataset_params.root_dir={FLAGS.out_dir}")
 
 
-def run() -> None:
+def main() -> None:
     """Console-script entry point."""
-    cli.run(main, _define_flags)
+    cli.run(_run, _define_flags)
 
 
 if __name__ == "__main__":
-    run()
+    main()
