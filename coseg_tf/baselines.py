@@ -17,6 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from coseg_tf.inference import Segmenter
+from coseg_tf.metrics import part_centroids
+
 
 def kmeans(
     points: np.ndarray, k: int, *, iterations: int = 20, seed: int = 0
@@ -84,8 +87,16 @@ def kmeans_parts(
     return relabel[clusters]
 
 
-class KMeansSegmenter:
-    """The baseline behind the segmenter's interface: images [B, H, W, 3] -> maps [B, h, w, K+1]."""
+class KMeansSegmenter(Segmenter):
+    """The baseline behind the segmenter's interface (`inference.Segmenter`), so that it is
+    evaluated like a model: images [B, H, W, 3] -> maps [B, work_size, work_size, K+1].
+
+    Each part's anchor (`shift`) is its centre of mass in the map's [-1, 1] coordinates.
+    """
+
+    kind = "kmeans_baseline"
+    frame_size = None
+    source = "kmeans"
 
     def __init__(
         self, num_segments: int, *, work_size: int = 64, position_weight: float = 1.0, seed: int = 0
@@ -95,22 +106,24 @@ class KMeansSegmenter:
         self.position_weight = position_weight
         self.seed = seed
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         labels = [
             kmeans_parts(
-                image,
+                frame,
                 self.num_segments,
                 work_size=self.work_size,
                 position_weight=self.position_weight,
                 seed=self.seed,
             )
-            for image in np.asarray(images, np.float32)
+            for frame in frames
         ]
-        return np.eye(self.num_segments + 1, dtype=np.float32)[np.stack(labels)]
+        maps = np.eye(self.num_segments + 1, dtype=np.float32)[np.stack(labels)]
+        shift = part_centroids(maps) * (2.0 / max(self.work_size - 1, 1)) - 1.0
+        return maps, shift.astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": "kmeans_baseline",
+            "kind": self.kind,
             "num_segments": self.num_segments,
             "work_size": self.work_size,
             "position_weight": self.position_weight,

@@ -14,9 +14,10 @@ segmentation bilinearly resized to it):
   over all pixels (labels = argmax of the K+1 maps, background included) and over the
   ground-truth foreground only (argmax of the K part maps).
 
-Models: a trainer model directory (`final/segmenter.keras`, else `checkpoints/`), a `.keras`
-file, a tf.train checkpoint, an original `.pth.tar` with `--config`, an exported SavedModel
-directory, a `.tflite` segmenter, or `kmeans` (the non-learned baseline of `baselines`).
+Models: whatever `inference.load_segmenter` reads (a trainer run dir, a `.keras` file, a
+tf.train checkpoint, an original `.pth.tar` with `--config`, an exported SavedModel, a
+`.tflite` segmenter), run through its `Segmenter.segment`, or `kmeans` (the non-learned
+baseline of `baselines`, behind the same interface).
 """
 
 from __future__ import annotations
@@ -26,15 +27,19 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from absl import app, flags, logging
 
-from coseg_tf import ground_truth
+from coseg_tf import cli, ground_truth
 from coseg_tf import metrics as metrics_lib
-from coseg_tf.data import video_io
+
+if TYPE_CHECKING:  # TensorFlow comes with the model, not for --help
+    from coseg_tf.inference import Segmenter
+
+FLAGS = flags.FLAGS
 
 # Table 1(a) of the paper, K = 10, for comparison in the report.
 PAPER_TABLE_1A = {
@@ -44,70 +49,56 @@ PAPER_TABLE_1A = {
 NORMALIZERS = ("auto", "bbox_diagonal", "mask_height")
 
 
-def define_flags() -> flags.FlagValues:
-    """The command's flags, in their own FlagValues (no clash with other commands' flags in one process)."""
-    values = flags.FlagValues()
+def _define_flags() -> None:
+    # Defined when run as a command only, so importing this module (tests, benchmarks) does
+    # not add flags to the process.
     flags.DEFINE_string(
         "model",
         None,
         "What to evaluate: a trainer model directory, a .keras file, a tf.train checkpoint, an original "
         ".pth.tar (with --config), an exported SavedModel directory, a .tflite segmenter, or `kmeans` "
         "(the non-learned baseline).",
-        flag_values=values,
+        required=True,
     )
-    flags.DEFINE_string(
-        "config", None, "Config YAML; default: the one beside the model (trainer layout).", flag_values=values
-    )
+    flags.DEFINE_string("config", None, "Config YAML; default: the one beside the model (trainer layout).")
     flags.DEFINE_enum(
         "data_format",
         "synthetic",
         ground_truth.FORMATS,
         "Ground-truth layout of --data_dir.",
-        flag_values=values,
     )
-    flags.DEFINE_string("data_dir", None, "Ground-truth root (see --data_format).", flag_values=values)
-    flags.DEFINE_integer(
-        "frames_per_video", 8, "synthetic: evenly spaced frames taken from each video.", flag_values=values
-    )
+    flags.DEFINE_string("data_dir", None, "Ground-truth root (see --data_format).", required=True)
+    flags.DEFINE_integer("frames_per_video", 8, "synthetic: evenly spaced frames taken from each video.")
     flags.DEFINE_string(
         "synthetic_layout",
         None,
         "synthetic: video folder to read (png, mp4, ...); default: lossless first.",
-        flag_values=values,
     )
-    flags.DEFINE_string(
-        "train_landmarks", None, "original: pandas pickle of the train split's landmarks.", flag_values=values
-    )
-    flags.DEFINE_string(
-        "test_landmarks", None, "original: pandas pickle of the test split's landmarks.", flag_values=values
-    )
+    flags.DEFINE_string("train_landmarks", None, "original: pandas pickle of the train split's landmarks.")
+    flags.DEFINE_string("test_landmarks", None, "original: pandas pickle of the test split's landmarks.")
     flags.DEFINE_string(
         "masks_dir",
         None,
         "original: foreground masks, <masks_dir>/<split>/<name> or <masks_dir>/<name>.",
-        flag_values=values,
     )
     flags.DEFINE_bool(
         "trust_pickles",
         False,
         "Read the landmark pickles of --data_format=original. Pickles can run code: without this flag they "
         "are refused; with it they are read by an allow-list unpickler that builds DataFrame data only.",
-        flag_values=values,
     )
     flags.DEFINE_integer(
         "max_train_images",
         5000,
         "Regression fit images (paper: 5000); a seeded subset if more; 0: all.",
-        flag_values=values,
     )
     flags.DEFINE_integer(
         "max_test_images",
         300,
         "Test images (paper: 300); a seeded subset if more; 0: all.",
-        flag_values=values,
     )
-    flags.DEFINE_integer("seed", 0, "Seed of the image subsets.", flag_values=values)
-    flags.DEFINE_integer("batch_size", 16, "Images per forward pass.", flag_values=values)
+    flags.DEFINE_integer("seed", 0, "Seed of the image subsets.")
+    flags.DEFINE_integer("batch_size", 16, "Images per forward pass.")
     flags.DEFINE_string(
         "nme_normalizer",
         "auto",
@@ -115,139 +106,38 @@ def define_flags() -> flags.FlagValues:
         "ground-truth mask: the puppets' figure height), landmarks:I,J (distance between landmarks I and J, "
         "e.g. the outer eye corners 36,45 of 68-point faces), or auto (mask_height for synthetic, else "
         "bbox_diagonal).",
-        flag_values=values,
     )
     flags.DEFINE_integer(
         "reference_size",
         metrics_lib.PAPER_RESOLUTION,
         "Frame size the summed MAE is expressed at.",
-        flag_values=values,
     )
-    flags.DEFINE_integer("kmeans_parts", 10, "kmeans: number of parts K.", flag_values=values)
-    flags.DEFINE_integer(
-        "kmeans_work_size", 64, "kmeans: images are clustered at this size.", flag_values=values
-    )
+    flags.DEFINE_integer("kmeans_parts", 10, "kmeans: number of parts K.")
+    flags.DEFINE_integer("kmeans_work_size", 64, "kmeans: images are clustered at this size.")
     flags.DEFINE_float(
         "kmeans_position_weight",
         1.0,
         "kmeans: weight of the (x, y) / size features against CIELAB / 100.",
-        flag_values=values,
     )
-    flags.DEFINE_string(
-        "output_dir", "coseg_eval", "Where metrics.json and parts.png are written.", flag_values=values
-    )
-    flags.DEFINE_integer("num_visualize", 6, "Test images shown in parts.png.", flag_values=values)
-    return values
+    flags.DEFINE_string("output_dir", "coseg_eval", "Where metrics.json and parts.png are written.")
+    flags.DEFINE_integer("num_visualize", 6, "Test images shown in parts.png.")
 
 
-class Predictor(Protocol):
-    """Images uint8 [B, H, W, 3] -> soft part maps [B, h, w, K+1] (channel 0 = background)."""
-
-    num_segments: int
-
-    def __call__(self, images: np.ndarray) -> np.ndarray: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-
-# ----------------------------------------------------------------------------- models
-
-
-class KerasPredictor:
-    """A segmenter module (from `coseg_tf.export.loading`) at its config's frame size."""
-
-    def __init__(self, segmenter: Any, frame_size: tuple[int, int], source: str) -> None:
-        self.segmenter = segmenter
-        self.frame_size = frame_size
-        self.source = source
-        self.num_segments = int(segmenter.num_segments)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        frames = video_io.to_float(video_io.resize_frames(images, self.frame_size))
-        return np.asarray(self.segmenter(frames, training=False)["segmentation"], np.float32)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": "keras",
-            "source": self.source,
-            "num_segments": self.num_segments,
-            "frame_size": list(self.frame_size),
-            "scale_factor": float(self.segmenter.scale_factor),
-        }
+# Flags passed on by name: to `load_splits` (and recorded in the report), to the k-means
+# baseline, and to `EvalSettings` (its fields that are flags).
+GROUND_TRUTH_FLAGS = (
+    "frames_per_video",
+    "synthetic_layout",
+    "train_landmarks",
+    "test_landmarks",
+    "masks_dir",
+    "trust_pickles",
+)
+KMEANS_FLAGS = ("kmeans_parts", "kmeans_work_size", "kmeans_position_weight", "seed")
 
 
-class SavedModelPredictor:
-    """An exported SavedModel: its `serve_uint8` signature resizes any input to the model's size.
-
-    It resizes in its graph (anti-aliased bilinear), not as the other predictors do (area when
-    shrinking, `video_io.resize_frames`): at other sizes its maps differ slightly (< 0.05 in
-    the tests); ground truth at the model's frame size gives identical maps.
-    """
-
-    def __init__(self, path: str) -> None:
-        import tensorflow as tf
-
-        self.path = path
-        self.model = tf.saved_model.load(path)
-        if "serve_uint8" not in self.model.signatures:
-            raise ValueError(f"{path}: no serve_uint8 signature (not exported by coseg_tf.export?)")
-        self.signature = self.model.signatures["serve_uint8"]
-        probe = self.signature(images=tf.zeros((1, 8, 8, 3), tf.uint8))["segmentation"]
-        self.num_segments = int(probe.shape[-1]) - 1
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
-
-        out = self.signature(images=tf.constant(images, tf.uint8))
-        return np.asarray(out["segmentation"], np.float32)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "saved_model", "source": self.path, "num_segments": self.num_segments}
-
-
-class TFLitePredictor:
-    """A `.tflite` segmenter (`segment` signature, fixed input size), one image at a time."""
-
-    def __init__(self, path: str) -> None:
-        from coseg_tf.export.tflite import SEGMENT_SIGNATURE, LiteRunner
-
-        self.path = path
-        with open(path, "rb") as f:
-            self.runner = LiteRunner(f.read(), SEGMENT_SIGNATURE)
-        shape = self.runner.runner.get_input_details()["image"]["shape"]
-        self.frame_size = (int(shape[1]), int(shape[2]))
-        probe = self.runner(image=np.zeros((1, *self.frame_size, 3), np.float32))["segmentation"]
-        self.num_segments = int(probe.shape[-1]) - 1
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        frames = video_io.to_float(video_io.resize_frames(images, self.frame_size))
-        return np.concatenate([self.runner(image=f[None])["segmentation"] for f in frames]).astype(np.float32)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": "tflite",
-            "source": self.path,
-            "num_segments": self.num_segments,
-            "frame_size": list(self.frame_size),
-        }
-
-
-class BaselinePredictor:
-    """The k-means baseline (`coseg_tf.baselines`) behind the predictor interface."""
-
-    def __init__(self, num_segments: int, work_size: int, seed: int, position_weight: float = 1.0) -> None:
-        from coseg_tf.baselines import KMeansSegmenter
-
-        self.segmenter = KMeansSegmenter(
-            num_segments, work_size=work_size, position_weight=position_weight, seed=seed
-        )
-        self.num_segments = num_segments
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.segmenter(video_io.to_float(images))
-
-    def describe(self) -> dict[str, Any]:
-        return self.segmenter.describe()
+def _flag_values(names: Iterable[str]) -> dict[str, Any]:
+    return {name: FLAGS[name].value for name in names}
 
 
 def load_predictor(
@@ -258,25 +148,17 @@ def load_predictor(
     kmeans_work_size: int = 64,
     kmeans_position_weight: float = 1.0,
     seed: int = 0,
-) -> Predictor:
-    """The predictor for `--model` (see the module docstring for what it may name)."""
+) -> Segmenter:
+    """The segmenter for `--model`: any model file of `inference.load_segmenter`, or `kmeans`."""
     if model == "kmeans":
-        return BaselinePredictor(kmeans_parts, kmeans_work_size, seed, kmeans_position_weight)
-    if model.endswith(".tflite"):
-        return TFLitePredictor(model)
-    path = model.rstrip("/")
-    if video_io.isdir(path):
-        if video_io.exists(video_io.join(path, "saved_model.pb")):
-            return SavedModelPredictor(path)
-        final = video_io.join(path, "final", "segmenter.keras")
-        if video_io.exists(final):
-            path = final
-        elif video_io.isdir(video_io.join(path, "checkpoints")):
-            path = video_io.join(path, "checkpoints")
-    from coseg_tf.export.loading import load_model
+        from coseg_tf.baselines import KMeansSegmenter
 
-    loaded = load_model(path, config)
-    return KerasPredictor(loaded.segmenter, loaded.frame_size, loaded.source)
+        return KMeansSegmenter(
+            kmeans_parts, work_size=kmeans_work_size, position_weight=kmeans_position_weight, seed=seed
+        )
+    from coseg_tf.inference import load_segmenter
+
+    return load_segmenter(model, config)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -308,11 +190,11 @@ class _SplitOutputs:
 
 
 def _run_split(
-    predictor: Predictor, split: ground_truth.EvalSplit, settings: EvalSettings, score: bool
+    segmenter: Segmenter, split: ground_truth.EvalSplit, settings: EvalSettings, score: bool
 ) -> _SplitOutputs:
     """Centroids of every item; for the scored split also IoU, contingency tables and pictures."""
     centroids = []
-    out = _SplitOutputs(np.zeros((0, predictor.num_segments, 2)))
+    out = _SplitOutputs(np.zeros((0, segmenter.num_segments, 2)))
     # Pictured items spread over the split (its videos or identities), not its first few.
     count = min(settings.num_visualize, len(split)) if score else 0
     shown_indices = (
@@ -321,9 +203,7 @@ def _run_split(
     for start in range(0, len(split), settings.batch_size):
         indices = list(range(start, min(start + settings.batch_size, len(split))))
         batch = split.load(indices)
-        segmentation = np.asarray(predictor(batch.images), np.float32)
-        if segmentation.shape[-1] != predictor.num_segments + 1:
-            raise ValueError(f"the model returned {segmentation.shape[-1]} maps, expected K+1")
+        segmentation = segmenter.segment(batch.images).soft
         maps = metrics_lib.upsample_segmentation(segmentation, split.image_size)
         centroids.append(metrics_lib.part_centroids(maps))
         if not score:
@@ -384,7 +264,7 @@ def _normalizer(
 
 
 def evaluate(
-    predictor: Predictor,
+    segmenter: Segmenter,
     splits: dict[str, ground_truth.EvalSplit],
     settings: EvalSettings,
     data_format: str = "synthetic",
@@ -395,7 +275,7 @@ def evaluate(
     if train is not None:
         train = ground_truth.limit(train, settings.max_train_images, settings.seed)
     started = time.time()
-    test_out = _run_split(predictor, test, settings, score=True)
+    test_out = _run_split(segmenter, test, settings, score=True)
     results: dict[str, Any] = {
         "splits": {
             "test": _split_info(test),
@@ -409,7 +289,7 @@ def evaluate(
         landmarks["reason"] = "no train split with landmarks to fit the regression on"
     else:
         metrics_lib.check_disjoint_identities(train.identities, test.identities)
-        train_out = _run_split(predictor, train, settings, score=False)
+        train_out = _run_split(segmenter, train, settings, score=False)
         predictions, fitted = metrics_lib.landmark_regression(
             train_out.centroids.reshape(len(train), -1),
             train.landmarks,
@@ -603,56 +483,25 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run(argv: Sequence[str]) -> int:
-    """The command: parses `argv` (program name first), evaluates, writes metrics.json and parts.png."""
-    FLAGS = define_flags()  # noqa: N806 - read like absl's global FLAGS
-    rest = FLAGS(list(argv))
-    if len(rest) > 1:
-        raise app.UsageError(f"unexpected arguments: {rest[1:]}")
-    if not FLAGS.model or not FLAGS.data_dir:
-        raise app.UsageError("--model and --data_dir are required")
+def _run(argv: list[str]) -> None:
+    """Evaluates `--model` on `--data_dir`; writes metrics.json and parts.png."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
     settings = EvalSettings(
-        max_train_images=FLAGS.max_train_images,
-        max_test_images=FLAGS.max_test_images,
-        seed=FLAGS.seed,
-        batch_size=FLAGS.batch_size,
-        nme_normalizer=FLAGS.nme_normalizer,
-        reference_size=FLAGS.reference_size,
-        num_visualize=FLAGS.num_visualize,
+        **_flag_values(f.name for f in dataclasses.fields(EvalSettings) if f.name in FLAGS)
     )
-    splits = load_splits(
-        FLAGS.data_format,
-        FLAGS.data_dir,
-        frames_per_video=FLAGS.frames_per_video,
-        synthetic_layout=FLAGS.synthetic_layout,
-        train_landmarks=FLAGS.train_landmarks,
-        test_landmarks=FLAGS.test_landmarks,
-        masks_dir=FLAGS.masks_dir,
-        trust_pickles=FLAGS.trust_pickles,
-    )
-    predictor = load_predictor(
-        FLAGS.model,
-        FLAGS.config,
-        kmeans_parts=FLAGS.kmeans_parts,
-        kmeans_work_size=FLAGS.kmeans_work_size,
-        kmeans_position_weight=FLAGS.kmeans_position_weight,
-        seed=FLAGS.seed,
-    )
-    results = evaluate(predictor, splits, settings, FLAGS.data_format)
+    reading = _flag_values(GROUND_TRUTH_FLAGS)
+    splits = load_splits(FLAGS.data_format, FLAGS.data_dir, **reading)
+    segmenter = load_predictor(FLAGS.model, FLAGS.config, **_flag_values(KMEANS_FLAGS))
+    results = evaluate(segmenter, splits, settings, FLAGS.data_format)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    picture = write_picture(results, predictor.num_segments, os.path.join(FLAGS.output_dir, "parts.png"))
+    picture = write_picture(results, segmenter.num_segments, os.path.join(FLAGS.output_dir, "parts.png"))
     report = {
-        "command": " ".join(["coseg-eval", *argv[1:]]),
+        "command": " ".join(["coseg-eval", *sys.argv[1:]]),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": predictor.describe(),
-        "data": {
-            "format": FLAGS.data_format,
-            "dir": FLAGS.data_dir,
-            "frames_per_video": FLAGS.frames_per_video if FLAGS.data_format == "synthetic" else None,
-            "train_landmarks": FLAGS.train_landmarks,
-            "test_landmarks": FLAGS.test_landmarks,
-            "masks_dir": FLAGS.masks_dir,
-        },
+        "model": segmenter.describe(),
+        "data": {"format": FLAGS.data_format, "dir": FLAGS.data_dir, **reading},
         "settings": dataclasses.asdict(settings),
         "resolution": "ground truth's; segmentation maps bilinearly resized to it (argmax for labels)",
         "paper_table_1a_k10": PAPER_TABLE_1A,
@@ -666,7 +515,6 @@ def run(argv: Sequence[str]) -> int:
     print(f"metrics: {json_path}")
     if picture:
         print(f"picture: {picture}  (image | predicted parts | part map | ground truth | landmarks)")
-    return 0
 
 
 def _plain(value: Any) -> Any:
@@ -693,19 +541,7 @@ def write_json(report: dict[str, Any], path: str) -> str:
 
 def main() -> None:
     """Console-script entry point (`coseg-eval`)."""
-    argv = list(sys.argv)
-    if any(arg in ("-h", "--help", "--helpfull", "-?") for arg in argv[1:]):
-        print(f"{__doc__.splitlines()[0]}\n\n{define_flags().get_help()}")
-        return
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(argv[:1])  # absl logging reads the global flags
-    logging.set_verbosity(logging.WARNING)
-    try:
-        code = run(argv)
-    except (flags.Error, app.UsageError) as e:
-        print(f"coseg-eval: {e}\nPass --help for the flags.", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    cli.run(_run, _define_flags)
 
 
 if __name__ == "__main__":

@@ -166,6 +166,7 @@ class Segmentation:
 class Segmenter:
     """One interface over the model files; subclasses only run the model on prepared frames."""
 
+    kind: str
     num_segments: int
     frame_size: tuple[int, int] | None
     source: str
@@ -196,12 +197,23 @@ class Segmenter:
         """Soft maps [B, h, w, K+1] and shifts [B, K, 2] of float32 frames at the frame size."""
         raise NotImplementedError
 
+    def describe(self) -> dict[str, Any]:
+        """What a report (e.g. coseg-eval's metrics.json) records about the model."""
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "num_segments": self.num_segments,
+            "frame_size": None if self.frame_size is None else list(self.frame_size),
+        }
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source}, K={self.num_segments}, frame_size={self.frame_size})"
 
 
 class KerasSegmenter(Segmenter):
     """A model read by `export.loading` (run dir, .keras, checkpoint, original weights)."""
+
+    kind = "keras"
 
     def __init__(self, model: LoadedModel) -> None:
         import tensorflow as tf
@@ -220,6 +232,9 @@ class KerasSegmenter(Segmenter):
         out = self._segment(frames)
         return out["segmentation"].numpy(), out["shift"].numpy()
 
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "scale_factor": float(self.model.segmenter.scale_factor)}
+
 
 class SavedModelSegmenter(Segmenter):
     """An exported SavedModel version folder, run through its `serving_default` signature.
@@ -228,6 +243,8 @@ class SavedModelSegmenter(Segmenter):
     `part_swap` signature's output, or the config) frames are resized here first, as for the
     other backends, and the graph's resize is then the identity.
     """
+
+    kind = "saved_model"
 
     def __init__(self, path: str, config: dict[str, Any] | None = None) -> None:
         import tensorflow as tf
@@ -258,6 +275,7 @@ class SavedModelSegmenter(Segmenter):
 class TFLiteSegmenter(Segmenter):
     """A `.tflite` segmenter (signature `segment`, fixed input size), one image per call."""
 
+    kind = "tflite"
     batch_size = 1
 
     def __init__(self, path: str, config: dict[str, Any] | None = None, num_threads: int = 2) -> None:
@@ -311,6 +329,14 @@ def _find_key(node: Any, key: str) -> Any:
     return None
 
 
+def _run_dir_keras(path: str) -> str | None:
+    """The `.keras` file that stands for a trainer run dir: the whole model first, else the segmenter."""
+    for candidate in ("final/model.keras", "model.keras", "final/segmenter.keras"):
+        if video_io.exists(video_io.join(path, candidate)):
+            return video_io.join(path, candidate)
+    return None
+
+
 def stored_num_segments(path: str) -> int | None:
     """K as recorded in a model file (without building the model), or None when not found.
 
@@ -318,10 +344,8 @@ def stored_num_segments(path: str) -> int | None:
     the loaders' own messages name a layer shape rather than the two numbers.
     """
     try:
-        if video_io.isdir(path):
-            for candidate in ("final/model.keras", "model.keras", "final/segmenter.keras"):
-                if video_io.exists(video_io.join(path, candidate)):
-                    return stored_num_segments(video_io.join(path, candidate))
+        if video_io.isdir(path) and (keras_path := _run_dir_keras(path)):
+            return stored_num_segments(keras_path)
         if path.endswith(".keras"):
             with zipfile.ZipFile(path) as archive:
                 found = _find_key(json.loads(archive.read("config.json")), "num_segments")
@@ -392,7 +416,9 @@ def load_segmenter(path: str, config: str | None = None) -> Segmenter:
 
     `config` (a YAML path) is needed for tf.train checkpoints and original `.pth.tar` files,
     found beside the trainer's run otherwise; for a SavedModel or TFLite file it is optional
-    and only checked against the model (its K) and used for the frame size when unknown.
+    and only checked against the model (its K) and used for the frame size when unknown. A
+    run dir means its `final/model.keras` (or `model.keras`), else `final/segmenter.keras`
+    (a segmenter alone), else its latest checkpoint.
     """
     path = path.rstrip("/") or path
     if not video_io.exists(path) and not video_io.exists(path + ".index"):
@@ -407,6 +433,8 @@ def load_segmenter(path: str, config: str | None = None) -> Segmenter:
     saved = _saved_model_version(path)
     if saved is not None:
         return SavedModelSegmenter(saved, config_dict)
+    if video_io.isdir(path):
+        path = _run_dir_keras(path) or path
     return KerasSegmenter(load_keras_model(path, config))
 
 

@@ -4,12 +4,14 @@ import json
 import os
 import pathlib
 import pickle
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from coseg_tf import baselines, ground_truth, pickle_tables
+from coseg_tf import baselines, ground_truth, inference, pickle_tables
 from coseg_tf import evaluate as evaluate_lib
 
 TABLES = pathlib.Path(__file__).resolve().parent / "data" / "landmark_tables"
@@ -190,9 +192,13 @@ def test_synthetic_ground_truth_has_disjoint_identities(synthetic_root):
 # ----------------------------------------------------------------------------- evaluate()
 
 
-class OraclePredictor:
+class OraclePredictor(inference.Segmenter):
     """Returns the ground-truth labels (one-hot), optionally permuted or shifted; reads the item id
     written into pixel (0, 0) of each image."""
+
+    kind = "oracle"
+    frame_size = None
+    source = "oracle"
 
     def __init__(self, labels: np.ndarray, num_segments: int, permutation=None, shift: int = 0):
         self.labels = labels
@@ -200,15 +206,12 @@ class OraclePredictor:
         self.permutation = permutation
         self.shift = shift
 
-    def __call__(self, images):
-        labels = self.labels[images[:, 0, 0, 0].astype(int)]
+    def _run(self, frames):
+        labels = self.labels[np.rint(frames[:, 0, 0, 0] * 255.0).astype(int)]
         if self.permutation is not None:
             labels = np.asarray(self.permutation)[labels]
         labels = np.roll(labels, self.shift, axis=2)
-        return np.eye(self.num_segments + 1, dtype=np.float32)[labels]
-
-    def describe(self):
-        return {"kind": "oracle"}
+        return np.eye(self.num_segments + 1, dtype=np.float32)[labels], np.zeros((len(frames), 2, 2))
 
 
 def hand_split(name: str, labels: np.ndarray, first_id: int, identities: list[str]) -> ground_truth.EvalSplit:
@@ -314,7 +317,7 @@ def test_kmeans_baseline_finds_a_flat_object_and_orders_parts():
     expected[6:14, 10:22] = 1
     expected[14:26, 10:22] = 2
     np.testing.assert_array_equal(labels, expected)
-    maps = baselines.KMeansSegmenter(2, work_size=16)(image[None])
+    maps = baselines.KMeansSegmenter(2, work_size=16).segment(image[None]).soft
     assert maps.shape == (1, 16, 16, 3)
     np.testing.assert_array_equal(maps.sum(-1), 1.0)
 
@@ -342,13 +345,33 @@ def write_tiny_model(model_dir: pathlib.Path) -> None:
     config_lib.save_config(config, str(model_dir / "final" / "config.yaml"))
 
 
-def test_command_end_to_end(synthetic_root, tmp_path, capsys):
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "coseg_tf.evaluate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_help_lists_the_flags():
+    shown = _cli(["--help"])  # absl exits with 1 after the help
+    for flag in ("--model", "--data_dir", "--data_format", "--[no]trust_pickles", "--kmeans_parts"):
+        assert flag in shown.stdout, flag
+    result = _cli(["--data_dir=d"])
+    assert result.returncode != 0 and "--model" in result.stderr
+
+
+def test_command_end_to_end(synthetic_root, tmp_path):
     model_dir = tmp_path / "model"
     write_tiny_model(model_dir)
     out = tmp_path / "eval"
-    argv = ["coseg-eval", f"--model={model_dir}", f"--data_dir={synthetic_root}", f"--output_dir={out}"]
-    assert evaluate_lib.run(argv + ["--frames_per_video=2", "--num_visualize=2"]) == 0
-    printed = capsys.readouterr().out
+    argv = [f"--model={model_dir}", f"--data_dir={synthetic_root}", f"--output_dir={out}"]
+    result = _cli(argv + ["--frames_per_video=2", "--num_visualize=2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout
     assert f"metrics: {out}/metrics.json" in printed and f"picture: {out}/parts.png" in printed
     report = json.loads((out / "metrics.json").read_text())
     assert report["model"]["num_segments"] == 4 and report["model"]["kind"] == "keras"
@@ -365,13 +388,10 @@ def test_command_end_to_end(synthetic_root, tmp_path, capsys):
 
     # the baseline through the same command
     out_km = tmp_path / "kmeans"
-    assert (
-        evaluate_lib.run(
-            argv[:1]
-            + ["--model=kmeans", "--kmeans_parts=3", f"--data_dir={synthetic_root}", f"--output_dir={out_km}"]
-        )
-        == 0
+    result = _cli(
+        ["--model=kmeans", "--kmeans_parts=3", f"--data_dir={synthetic_root}", f"--output_dir={out_km}"]
     )
+    assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out_km / "metrics.json").read_text())["model"]["kind"] == "kmeans_baseline"
 
 
@@ -379,13 +399,15 @@ def test_command_refuses_pickles_without_the_flag(tmp_path):
     for split in ("train", "test"):
         write_png(tmp_path / split / "a.png", np.zeros((8, 8, 3), np.uint8))
     table = str(TABLES / "pandas22.pkl")
-    argv = ["coseg-eval", "--model=kmeans", "--data_format=original", f"--data_dir={tmp_path}"]
+    argv = ["--model=kmeans", "--data_format=original", f"--data_dir={tmp_path}"]
     argv += [f"--train_landmarks={table}", f"--test_landmarks={table}", f"--output_dir={tmp_path / 'out'}"]
-    with pytest.raises(pickle_tables.UnsafePickleError, match="--trust_pickles"):
-        evaluate_lib.run(argv)
+    result = _cli(argv)
+    assert result.returncode != 0
+    assert "UnsafePickleError" in result.stderr and "--trust_pickles" in result.stderr
     # trusted: read, but a.png of both splits is one identity, which the regression refuses
-    with pytest.raises(ValueError, match="identities are in both"):
-        evaluate_lib.run(argv + ["--trust_pickles"])
+    result = _cli(argv + ["--trust_pickles"])
+    assert result.returncode != 0
+    assert "ValueError" in result.stderr and "identities are in both" in result.stderr
 
 
 def test_exported_models_predict_like_the_keras_model(tmp_path):
@@ -401,15 +423,18 @@ def test_exported_models_predict_like_the_keras_model(tmp_path):
     images = rng.integers(0, 256, (2, 32, 32, 3), np.uint8)  # the model's frame size
     other_size = rng.integers(0, 256, (2, 40, 48, 3), np.uint8)
     keras_predictor = evaluate_lib.load_predictor(str(tmp_path / "model"))
-    reference = keras_predictor(images)
+    assert keras_predictor.describe()["kind"] == "keras"
+    reference = keras_predictor.segment(images).soft
     assert reference.shape == (2, 16, 16, 5)
     for path, kind in ((str(lite_path), "tflite"), (exported, "saved_model")):
         predictor = evaluate_lib.load_predictor(path)
         assert predictor.describe()["kind"] == kind and predictor.num_segments == 4
-        np.testing.assert_allclose(predictor(images), reference, atol=1e-4)
-    # Other sizes: the TFLite path resizes as the Keras path does; the SavedModel resizes in
-    # its graph (anti-aliased bilinear), close but not identical.
+        np.testing.assert_allclose(predictor.segment(images).soft, reference, atol=1e-4)
+    # Other sizes: the TFLite path resizes as the Keras path does; this SavedModel (no
+    # part_swap signature, no config: frame size unknown) resizes in its graph (anti-aliased
+    # bilinear), close but not identical.
     lite = evaluate_lib.load_predictor(str(lite_path))
-    np.testing.assert_allclose(lite(other_size), keras_predictor(other_size), atol=1e-4)
+    keras_other = keras_predictor.segment(other_size).soft
+    np.testing.assert_allclose(lite.segment(other_size).soft, keras_other, atol=1e-4)
     served = evaluate_lib.load_predictor(exported)
-    np.testing.assert_allclose(served(other_size), keras_predictor(other_size), atol=0.05)
+    np.testing.assert_allclose(served.segment(other_size).soft, keras_other, atol=0.05)
