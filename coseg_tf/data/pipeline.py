@@ -19,6 +19,7 @@ pure-TF reader in `tfrecords.py`, which yields the same structure.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -164,6 +165,27 @@ class _AlreadySkipped(Exception):
     pass
 
 
+@dataclasses.dataclass(frozen=True)
+class PairRequest:
+    """`make_pair_dataset`'s arguments, resolved once for whichever reader serves the root
+    (the file pipeline here, or `tfrecords.pair_dataset`); both yield unbatched pairs."""
+
+    params: Mapping[str, Any]  # from `catalog.resolve_params`
+    split: str
+    num_repeats: int
+    seed: int  # `effective_seed` of the caller's seed
+    deterministic: bool  # the caller gave a seed
+    shuffle: bool
+    include_metadata: bool
+    drop_remainder: bool
+    num_pipelines: int
+    pipeline_id: int
+    per_replica: int  # batch size of one replica
+
+    def check_epoch_size(self, num_examples: int) -> None:
+        catalog.check_epoch_size(num_examples, self.num_pipelines, self.per_replica, self.drop_remainder)
+
+
 def make_pair_dataset(
     dataset_params: Mapping[str, Any],
     *,
@@ -189,37 +211,46 @@ def make_pair_dataset(
     shorter than one batch.
     """
     params = catalog.resolve_params(dataset_params)
+    num_pipelines, pipeline_id, per_replica = pipeline_shard(input_context, batch_size)
+    request = PairRequest(
+        params=params,
+        split=split,
+        num_repeats=int(num_repeats),
+        seed=effective_seed(seed),
+        deterministic=seed is not None,
+        shuffle=shuffle,
+        include_metadata=include_metadata,
+        drop_remainder=drop_remainder,
+        num_pipelines=num_pipelines,
+        pipeline_id=pipeline_id,
+        per_replica=per_replica,
+    )
     root = params["root_dir"]
     if root and tfrecords.is_tfrecord_dataset(str(root)):
-        return tfrecords.make_pair_dataset(
-            params,
-            split=split,
-            batch_size=batch_size,
-            num_repeats=num_repeats,
-            seed=seed,
-            input_context=input_context,
-            shuffle=shuffle,
-            drop_remainder=drop_remainder,
-            include_metadata=include_metadata,
-        )
-    stats = stats or catalog.dataset_stats(params)
-    cat = catalog.build_catalog(params, split, stats)
+        pairs = tfrecords.pair_dataset(request)
+    else:
+        pairs = _file_pairs(request, stats or catalog.dataset_stats(params))
+    return pairs.batch(per_replica, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _file_pairs(request: PairRequest, stats: DatasetStats) -> tf.data.Dataset:
+    """Unbatched pairs of a dataset of video files (any layout of `video_io`)."""
+    params = request.params
+    cat = catalog.build_catalog(params, request.split, stats)
     loader = PairLoader(cat, params, stats)
-    num_pipelines, pipeline_id, per_replica = pipeline_shard(input_context, batch_size)
-    epoch = loader.num_items * int(num_repeats)
-    catalog.check_epoch_size(epoch, num_pipelines, per_replica, drop_remainder)
-    seed_value = effective_seed(seed)
+    epoch = loader.num_items * request.num_repeats
+    request.check_epoch_size(epoch)
     height, width = loader.size
     names = tf.constant(cat.names)
     aug_params = params["augmentation_params"]
 
-    order = tf.data.Dataset.range(loader.num_items).repeat(int(num_repeats))
-    if shuffle:
-        order = order.shuffle(epoch, seed=seed_value, reshuffle_each_iteration=True)
-    draws = tf.data.Dataset.random(seed=seed_value + 1, rerandomize_each_iteration=True)
+    order = tf.data.Dataset.range(loader.num_items).repeat(request.num_repeats)
+    if request.shuffle:
+        order = order.shuffle(epoch, seed=request.seed, reshuffle_each_iteration=True)
+    draws = tf.data.Dataset.random(seed=request.seed + 1, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.zip(order, draws)
-    if num_pipelines > 1:
-        ds = ds.shard(num_pipelines, pipeline_id)
+    if request.num_pipelines > 1:
+        ds = ds.shard(request.num_pipelines, request.pipeline_id)
 
     def load(item: tf.Tensor, example_seed: tf.Tensor):
         frames, video, indices, ok = tf.numpy_function(
@@ -231,15 +262,12 @@ def make_pair_dataset(
         return frames, video, indices, ok, example_seed
 
     def finish(frames, video, indices, ok, example_seed):
-        name = tf.gather(names, tf.maximum(video, 0)) if include_metadata else None
+        name = tf.gather(names, tf.maximum(video, 0)) if request.include_metadata else None
         return finish_pair(frames, example_seed, aug_params, name, indices)
 
-    deterministic = seed is not None
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=request.deterministic)
     ds = ds.filter(lambda frames, video, indices, ok, s: ok)
-    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(per_replica, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=request.deterministic)
 
 
 def epoch_size(dataset_params: Mapping[str, Any], *, split: str = "train", num_repeats: int = 1) -> int:
@@ -308,13 +336,13 @@ def make_video_dataset(
     With `input_context`, pipeline i gets videos i, i + n, ... .
     """
     params = catalog.resolve_params(dataset_params)
+    num_pipelines, pipeline_id, _ = pipeline_shard(input_context, 1)
     root = params["root_dir"]
     if root and tfrecords.is_tfrecord_dataset(str(root)):
-        return tfrecords.make_video_dataset(params, split=split, input_context=input_context)
+        return tfrecords.video_dataset(params, split, num_pipelines, pipeline_id)
     stats = stats or catalog.dataset_stats(params)
     cat = catalog.build_catalog(params, split, stats)  # fail now, not at the first iteration
     size = catalog.frame_size(params)
-    num_pipelines, pipeline_id, _ = pipeline_shard(input_context, 1)
     signature = (
         tf.TensorSpec([], tf.string),
         tf.TensorSpec([None, size[0], size[1], 3], tf.float32),

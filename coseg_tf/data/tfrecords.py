@@ -26,7 +26,7 @@ import collections
 import concurrent.futures
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -35,13 +35,19 @@ from absl import logging
 
 from coseg_tf.data import catalog, video_io
 from coseg_tf.data.augment import finish_pair
-from coseg_tf.data.catalog import DatasetStats, effective_seed, pipeline_shard
+from coseg_tf.data.catalog import DatasetStats
 from coseg_tf.data.video_io import DatasetError
+
+if TYPE_CHECKING:  # pipeline imports this module
+    from coseg_tf.data.pipeline import PairRequest
 
 MANIFEST_NAME = "coseg_tfrecords.json"
 FORMAT_NAME = "coseg-tfrecords"
 FORMAT_VERSION = 1
 IMAGE_FORMATS = ("png", "jpeg")
+# Pairs shuffled together, and videos whose pairs are interleaved, by the pair reader.
+SHUFFLE_BUFFER = 1024
+PAIR_CYCLE_LENGTH = 16
 
 _FEATURES = {
     "name": tf.io.FixedLenFeature([], tf.string),
@@ -227,26 +233,14 @@ def _decoder(stored: Sequence[int], size: tuple[int, int]) -> Callable[[tf.Tenso
     return decode_one
 
 
-def make_pair_dataset(
-    params: Mapping[str, Any],
-    *,
-    split: str,
-    batch_size: int,
-    num_repeats: int = 1,
-    seed: int | None = 0,
-    input_context: tf.distribute.InputContext | None = None,
-    shuffle: bool = True,
-    drop_remainder: bool = True,
-    include_metadata: bool = False,
-    shuffle_buffer: int = 1024,
-    cycle_length: int = 16,
-) -> tf.data.Dataset:
-    """The TFRecord version of `pipeline.make_pair_dataset` (same elements, same arguments)."""
+def pair_dataset(request: PairRequest) -> tf.data.Dataset:
+    """The unbatched pairs of `pipeline.make_pair_dataset` for a TFRecord root (same elements)."""
+    params, num_repeats, seed_value = request.params, request.num_repeats, request.seed
+    num_pipelines, pipeline_id, shuffle = request.num_pipelines, request.pipeline_id, request.shuffle
     root = str(params["root_dir"]).rstrip("/")
-    manifest, info = _split_info(root, split)
+    manifest, info = _split_info(root, request.split)
     files = [video_io.join(root, s) for s in info["shards"]]
     videos = info["videos"]
-    num_pipelines, pipeline_id, per_replica = pipeline_shard(input_context, batch_size)
     if params["id_sampling"]:
         per_identity = collections.Counter(v["name"].split("#")[0] for v in videos)
         expected = [num_repeats / per_identity[v["name"].split("#")[0]] for v in videos]
@@ -254,8 +248,7 @@ def make_pair_dataset(
     else:
         expected = [float(num_repeats)] * len(videos)
         epoch = len(videos) * num_repeats
-    catalog.check_epoch_size(epoch, num_pipelines, per_replica, drop_remainder)
-    seed_value = effective_seed(seed)
+    request.check_epoch_size(epoch)
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant([v["name"] for v in videos]), tf.constant(expected, tf.float32)
@@ -315,33 +308,30 @@ def make_pair_dataset(
         return tf.data.Dataset.range(count).map(draw)
 
     pairs = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE).interleave(
-        pairs_of_video, cycle_length=cycle_length if shuffle else 1, block_length=1
+        pairs_of_video, cycle_length=PAIR_CYCLE_LENGTH if shuffle else 1, block_length=1
     )
     if shuffle:
-        pairs = pairs.shuffle(shuffle_buffer, seed=seed_value + 2, reshuffle_each_iteration=True)
+        pairs = pairs.shuffle(SHUFFLE_BUFFER, seed=seed_value + 2, reshuffle_each_iteration=True)
 
     def finish(encoded: tf.Tensor, name: tf.Tensor, indices: tf.Tensor, example_seed: tf.Tensor):
         frames = tf.stack([decode_one(encoded[0]), decode_one(encoded[1])])
-        return finish_pair(frames, example_seed, aug_params, name if include_metadata else None, indices)
+        name = name if request.include_metadata else None
+        return finish_pair(frames, example_seed, aug_params, name, indices)
 
-    ds = pairs.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
-    return ds.batch(per_replica, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return pairs.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=request.deterministic)
 
 
-def make_video_dataset(
-    params: Mapping[str, Any],
-    *,
-    split: str = "test",
-    input_context: tf.distribute.InputContext | None = None,
+def video_dataset(
+    params: Mapping[str, Any], split: str, num_pipelines: int, pipeline_id: int
 ) -> tf.data.Dataset:
-    """Whole videos `(name, float32 [T, H, W, 3])` in the converter's order (sorted for test)."""
+    """`pipeline.make_video_dataset` for a TFRecord root: whole videos `(name, float32
+    [T, H, W, 3])` in the converter's order (sorted for test), input pipeline `pipeline_id`'s share."""
     root = str(params["root_dir"]).rstrip("/")
     manifest, info = _split_info(root, split)
     files = [video_io.join(root, s) for s in info["shards"]]
     decode_one = _decoder(manifest["frame_shape"], catalog.frame_size(params))
     height, width = catalog.frame_size(params)
     ds = tf.data.TFRecordDataset(files)
-    num_pipelines, pipeline_id, _ = pipeline_shard(input_context, 1)
     if num_pipelines > 1:
         ds = ds.shard(num_pipelines, pipeline_id)
 
