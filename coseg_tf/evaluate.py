@@ -360,13 +360,6 @@ def _split_info(split: ground_truth.EvalSplit) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- report
 
 
-def _label_image(labels: np.ndarray, num_parts: int) -> np.ndarray:
-    """A label map as uint8 RGB in the trainer's part colours (black background)."""
-    from coseg_tf.trainer import label_colors
-
-    return (label_colors(labels, num_parts) * 255.0 + 0.5).astype(np.uint8)
-
-
 def write_picture(results: dict[str, Any], num_segments: int, path: str) -> str | None:
     """Rows of [image | predicted parts over it | predicted part map | ground truth | landmarks].
 
@@ -375,6 +368,8 @@ def write_picture(results: dict[str, Any], num_segments: int, path: str) -> str 
     dots, the regression's predictions as red crosses.
     """
     import cv2
+
+    from coseg_tf import visualize
 
     shown = results["_shown"]
     if not shown:
@@ -391,12 +386,12 @@ def write_picture(results: dict[str, Any], num_segments: int, path: str) -> str 
     for item in shown:
         image = item["image"]
         labels = item["maps"].argmax(-1)
-        predicted = _label_image(labels, num_segments)
+        predicted = visualize.color_labels(labels, num_segments)
         foreground = (labels > 0)[..., None]
         overlay = np.where(foreground, (0.45 * image + 0.55 * predicted).astype(np.uint8), image)
         cells = [image, overlay, predicted]
         if "labels" in item:
-            cells.append(_label_image(item["labels"], num_truth))
+            cells.append(visualize.color_labels(item["labels"], num_truth))
         elif "mask" in item:
             cells.append(np.repeat(item["mask"][..., None].astype(np.uint8) * 255, 3, -1))
         cells = [cv2.resize(c, (width * zoom, height * zoom), interpolation=cv2.INTER_NEAREST) for c in cells]
@@ -453,33 +448,40 @@ def load_splits(
     raise ValueError(f"unknown data format {data_format!r}; choose from {ground_truth.FORMATS}")
 
 
-def _summary_lines(results: dict[str, Any]) -> list[str]:
-    lines = []
-    lm = results["landmark_regression"]
-    if lm["available"]:
-        lines.append(
-            f"landmark regression: MAE sum {lm['mae_sum_256']:.2f} (pixels at {lm['reference_size']}, "
+# Printed summary: (title, results key, line of an available figure).
+_SUMMARY = (
+    (
+        "landmark regression",
+        "landmark_regression",
+        lambda lm: (
+            f"MAE sum {lm['mae_sum_256']:.2f} (pixels at {lm['reference_size']}, "
             f"{lm['num_coordinates_scored']}/{lm['num_coordinates']} coordinates), "
             f"NME {lm.get('nme', float('nan')):.4f} "
             f"({lm['nme_normalizer']}); {lm['num_train_images']} fit / {lm['num_test_images']} test images"
-        )
-    else:
-        lines.append(f"landmark regression: not available ({lm['reason']})")
-    iou = results["foreground_iou"]
-    if iou["available"]:
-        lines.append(
-            f"foreground IoU: {iou['mean_per_image']:.4f} (mean per image), {iou['pooled']:.4f} (pooled)"
-        )
-    else:
-        lines.append(f"foreground IoU: not available ({iou['reason']})")
-    parts = results["parts"]
-    if parts["available"]:
-        lines.append(
-            f"parts: NMI {parts['nmi_all_pixels']:.4f} / ARI {parts['ari_all_pixels']:.4f} (all pixels), "
+        ),
+    ),
+    (
+        "foreground IoU",
+        "foreground_iou",
+        lambda iou: f"{iou['mean_per_image']:.4f} (mean per image), {iou['pooled']:.4f} (pooled)",
+    ),
+    (
+        "parts",
+        "parts",
+        lambda parts: (
+            f"NMI {parts['nmi_all_pixels']:.4f} / ARI {parts['ari_all_pixels']:.4f} (all pixels), "
             f"NMI {parts['nmi_foreground']:.4f} / ARI {parts['ari_foreground']:.4f} (foreground)"
-        )
-    else:
-        lines.append(f"parts: not available ({parts['reason']})")
+        ),
+    ),
+)
+
+
+def _summary_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for title, key, figures in _SUMMARY:
+        found = results[key]
+        text = figures(found) if found["available"] else f"not available ({found['reason']})"
+        lines.append(f"{title}: {text}")
     return lines
 
 

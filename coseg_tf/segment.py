@@ -86,7 +86,8 @@ class Item:
 
 
 class InputFileError(ValueError):
-    """An input that does not exist or cannot be decoded; the message names the file."""
+    """An input (also coseg-swap's source or target) that does not exist or cannot be decoded; the
+    message names the file."""
 
 
 def _stem(path: str) -> str:
@@ -147,12 +148,12 @@ def read_frames(path: str) -> np.ndarray:
     from coseg_tf.data import video_io
 
     try:
-        frames = video_io.read_video(path)
+        frames = video_io.load_frames(video_io.source_for_path(path), None)
     except (OSError, ValueError) as e:
         raise InputFileError(f"cannot read video {path}: {e}") from None
     if len(frames) == 0:
         raise InputFileError(f"cannot read video {path}: no frames")
-    return (frames * 255.0 + 0.5).astype(np.uint8)
+    return frames
 
 
 def _pictures(image: np.ndarray, result, index: int, options: Options) -> tuple[np.ndarray, np.ndarray]:

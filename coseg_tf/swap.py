@@ -20,6 +20,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import cli
+from coseg_tf.segment import InputFileError, read_frames, read_image
 
 FLAGS = flags.FLAGS
 
@@ -78,10 +79,6 @@ def _define_flags() -> None:
     )
 
 
-class InputFileError(ValueError):
-    """A source or target that does not exist or cannot be decoded; the message names the file."""
-
-
 def parse_parts(values: list[str]) -> list[int]:
     """`--parts` as integers (range checked against the model later, when K is known)."""
     try:
@@ -101,16 +98,12 @@ def read_source(path: str, frame: int = 0) -> np.ndarray:
 
     if not video_io.exists(path):
         raise InputFileError(f"source not found: {path}")
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        if ext in video_io.IMAGE_EXTENSIONS:
-            return video_io.decode_image(video_io.read_bytes(path), path)
-        frames = video_io.read_video(path)
-    except (OSError, ValueError) as e:
-        raise InputFileError(f"cannot read source {path}: {e}") from None
+    if os.path.splitext(path)[1].lower() in video_io.IMAGE_EXTENSIONS:
+        return read_image(path)
+    frames = read_frames(path)
     if frame >= len(frames):
         raise InputFileError(f"--source_frame={frame} but {path} has {len(frames)} frames")
-    return (frames[frame] * 255.0 + 0.5).astype(np.uint8)
+    return frames[frame]
 
 
 def read_target(path: str) -> np.ndarray:
@@ -119,13 +112,7 @@ def read_target(path: str) -> np.ndarray:
 
     if not video_io.exists(path):
         raise InputFileError(f"target not found: {path}")
-    try:
-        frames = video_io.read_video(path)
-    except (OSError, ValueError) as e:
-        raise InputFileError(f"cannot read target video {path}: {e}") from None
-    if len(frames) == 0:
-        raise InputFileError(f"cannot read target video {path}: no frames")
-    return (frames * 255.0 + 0.5).astype(np.uint8)
+    return read_frames(path)
 
 
 @dataclasses.dataclass
