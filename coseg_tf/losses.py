@@ -28,6 +28,8 @@ class PerceptualLoss(keras.layers.Layer):
 
     `vgg_weights` is "imagenet" (keras.applications downloads them on first use), a path to
     a local VGG19 weights file, or "none" (random weights: for tests and smoke runs only).
+    Layers weighted 0 are not computed: the VGG stops at the last weighted layer, which is
+    what makes a shallow loss (e.g. weights [10, 10, 10, 0, 0]) cheaper.
     """
 
     def __init__(
@@ -43,10 +45,13 @@ class PerceptualLoss(keras.layers.Layer):
         self.scales = list(scales)
         self.layer_weights = [float(w) for w in layer_weights]
         self.vgg_weights = vgg_weights
-        self.vgg = self._feature_extractor(vgg_weights)
+        if not any(self.layer_weights):
+            raise ValueError("every perceptual layer weight is 0: the loss would be constant")
+        self._used = [(name, w) for name, w in zip(VGG_LAYERS, self.layer_weights, strict=True) if w]
+        self.vgg = self._feature_extractor(vgg_weights, [name for name, _ in self._used])
 
     @staticmethod
-    def _feature_extractor(vgg_weights: str) -> keras.Model:
+    def _feature_extractor(vgg_weights: str, layers: list[str]) -> keras.Model:
         is_file = vgg_weights not in ("imagenet", "none")
         if is_file and not tf.io.gfile.exists(vgg_weights):
             raise FileNotFoundError(f"VGG19 weights file not found: {vgg_weights}")
@@ -58,21 +63,21 @@ class PerceptualLoss(keras.layers.Layer):
         if is_file:
             vgg.load_weights(vgg_weights)
         features = keras.Model(
-            vgg.input, [vgg.get_layer(name).output for name in VGG_LAYERS], name="vgg19_features"
+            vgg.input, [vgg.get_layer(name).output for name in layers], name="vgg19_features"
         )
         features.trainable = False
         return features
 
     def _features(self, image: tf.Tensor) -> list[tf.Tensor]:
         bgr = tf.reverse(tf.cast(image, tf.float32), axis=[-1]) * 255.0 - tf.constant(_CAFFE_BGR_MEAN)
-        return self.vgg(bgr, training=False)
+        return tf.nest.flatten(self.vgg(bgr, training=False))  # one layer comes back unlisted
 
     def call(self, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         predicted, real = image_pyramid(prediction, self.scales), image_pyramid(target, self.scales)
         total = tf.constant(0.0)
         for key in predicted:
-            for weight, x, y in zip(
-                self.layer_weights, self._features(predicted[key]), self._features(real[key]), strict=True
+            for (_, weight), x, y in zip(
+                self._used, self._features(predicted[key]), self._features(real[key]), strict=True
             ):
                 total += weight * tf.reduce_mean(tf.abs(x - tf.stop_gradient(y)))
         return total
