@@ -403,19 +403,9 @@ def default_dataset_fn(config: Mapping[str, Any], seed: int) -> DatasetFn:
 
 def epoch_examples(config: Mapping[str, Any]) -> int:
     """Frame pairs in one epoch of the training split (videos or identities x num_repeats)."""
-    from coseg_tf.data import catalog, tfrecords
+    from coseg_tf.data import epoch_size
 
-    params = catalog.resolve_params(config["dataset_params"])
-    repeats = int(config["train_params"]["num_repeats"])
-    root = str(params["root_dir"])
-    if tfrecords.is_tfrecord_dataset(root):
-        # The same identity rule as the TFRecord pipeline: the name before '#'.
-        names = [v["name"] for v in tfrecords._split_info(root.rstrip("/"), "train")[1]["videos"]]
-        items = len({name.split("#")[0] for name in names}) if params["id_sampling"] else len(names)
-    else:
-        cat = catalog.build_catalog(params, "train", catalog.dataset_stats(params))
-        items = len(cat.identities) if params["id_sampling"] else len(cat.videos)
-    return items * repeats
+    return epoch_size(config["dataset_params"], num_repeats=int(config["train_params"]["num_repeats"]))
 
 
 class Trainer:
