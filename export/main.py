@@ -84,7 +84,9 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_bool("verify", True, "Run the agreement checks.")
 flags.DEFINE_integer("num_threads", 2, "LiteRT interpreter threads for the checks.")
-flags.DEFINE_float("max_float_diff", 1e-4, "float32 artifacts: max |diff| of segmentation/shift/affine.")
+flags.DEFINE_float(
+    "max_float_diff", 1e-4, "float32 artifacts: max |diff| of segmentation/shift, affine / max(1, |affine|)."
+)
 flags.DEFINE_float("min_agreement_float16", 0.98, "Segmenter float16: share of same part labels.")
 flags.DEFINE_float("min_agreement_dynamic_int8", 0.98, "Segmenter dynamic-range int8: same labels.")
 flags.DEFINE_float("min_agreement_int8", 0.95, "Segmenter int8: share of same part labels.")
