@@ -1,7 +1,7 @@
 """Export speed: size and single-image latency of the segmenter as Keras, SavedModel and TFLite.
 
   python benchmarks/export_speed.py [--config=vox-256-sem-10segments] [--size=256] [--threads=2]
-      [--runs=30] [--json=out.json]
+      [--runs=30] [--json=out.json] [--profile]
 
 One run measures, for the paper's configuration with random weights (latency does not depend
 on the values): Keras (eager call and tf.function), the TF Serving SavedModel
@@ -13,6 +13,10 @@ them alike. TensorFlow is limited to the same thread count.
 int8 is calibrated on smooth random images (any frames do for timing). The reference is the
 original PyTorch segmenter: about 19.6 ms per 256x256 image with 2 threads on this machine
 type; float32 TFLite should be no slower, the best quantised variant at most half.
+
+`--profile` instead times where the float32 TFLite segmenter spends its time: the Python
+LiteRT interpreter has no op profiler, so each stage's cost is the difference between
+float32 TFLite models of the segmenter cut after consecutive stages (timed interleaved).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -38,6 +43,7 @@ flags.DEFINE_integer("runs", 30, "Timed calls per case (the median is reported).
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"], "TFLite variants.")
 flags.DEFINE_integer("calibration_samples", 16, "int8 calibration images.")
 flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+flags.DEFINE_bool("profile", False, "Per-stage profile of the float32 TFLite segmenter instead.")
 
 REFERENCE_MS = 19.6  # original PyTorch segmenter, 256x256, 2 threads
 
@@ -66,13 +72,13 @@ def _folder_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def run() -> list[dict]:
+def _model():
+    """The config's segmenter with random weights, as the exporter's LoadedModel."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    from coseg_tf.export import samples, saved_model, tflite
     from coseg_tf.export.loading import LoadedModel
 
     from coseg_tf import config as config_lib
@@ -80,8 +86,92 @@ def run() -> list[dict]:
 
     path = FLAGS.config if os.path.exists(FLAGS.config) else config_lib.packaged_config_path(FLAGS.config)
     config = config_lib.load_config(path, [f"dataset_params.frame_shape=[{FLAGS.size}, {FLAGS.size}, 3]"])
-    segmenter = build_segmenter(config)
-    model = LoadedModel(config, segmenter, None, f"random weights ({FLAGS.config})")
+    return LoadedModel(config, build_segmenter(config), None, f"random weights ({FLAGS.config})")
+
+
+def _stages(segmenter: Any) -> list[tuple[str, Callable]]:
+    """(name, fn) pairs: fn runs the segmenter up to the end of the named stage.
+
+    Follows `SegmentationModule.call` and the hourglass's halves block by block.
+    """
+    import tensorflow as tf
+
+    from coseg_tf import geometry
+
+    def prefix(n_down: int, n_up: int, heads: bool = False) -> Callable:
+        def fn(images):
+            skips = [geometry.antialias_downsample(images, segmenter.scale_factor)]
+            for block in segmenter.predictor.encoder.down_blocks[:n_down]:
+                skips.append(block(skips[-1], training=False))
+            out = skips.pop()
+            for block in segmenter.predictor.decoder.up_blocks[:n_up]:
+                out = tf.concat([block(out, training=False), skips.pop()], axis=-1)
+            if heads:
+                return {f"head_{i}": x for i, x in enumerate(segmenter._head_logits(out))}
+            return {"features": out}
+
+        return fn
+
+    encoder, decoder = segmenter.predictor.encoder.down_blocks, segmenter.predictor.decoder.up_blocks
+    stages = [("anti-alias downsample: PAD, DEPTHWISE_CONV_2D 13x13 stride 4", prefix(0, 0))]
+    for i, block in enumerate(encoder):
+        stages.append(
+            (f"{block.name}: CONV_2D 3x3 ->{block.filters} (+ReLU), AVERAGE_POOL_2D", prefix(i + 1, 0))
+        )
+    for i, block in enumerate(decoder):
+        stages.append(
+            (
+                f"{block.name}: x2 nearest (CONCAT/RESHAPE), CONV_2D 3x3 ->{block.filters}, CONCAT skip",
+                prefix(len(encoder), i + 1),
+            )
+        )
+    stages.append(
+        (
+            "heads: one CONV_2D 7x7 (shift, affine, segmentation), STRIDED_SLICE",
+            prefix(len(encoder), len(decoder), True),
+        )
+    )
+    stages.append(
+        (
+            "spatial softmax, soft-argmax, affine sums, softmax (whole model)",
+            lambda x: segmenter(x, training=False),
+        )
+    )
+    return stages
+
+
+def profile() -> list[dict]:
+    """Cost of each stage of the float32 TFLite segmenter (differences of prefix models)."""
+    from coseg_tf.export import samples, tflite
+
+    model = _model()
+    size = (FLAGS.size, FLAGS.size)
+    image = samples.random_pairs(size, 1, seed=0)[0, :1]
+    cases: dict[str, Callable[[], object]] = {}
+    for name, fn in _stages(model.segmenter):
+        content = tflite._convert(
+            fn, tflite.segmenter_specs(size), tflite.SEGMENT_SIGNATURE, tflite._configure("float32", None)
+        )
+        interpreter = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads).interpreter
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+        cases[name] = interpreter.invoke  # invoke only: no input or output copies
+    print(f"timing {len(cases)} prefix models x {FLAGS.runs} calls, interleaved", file=sys.stderr)
+    times = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
+    medians = [statistics.median(t) for t in times.values()]
+    total = medians[-1]
+    return [
+        {"stage": name, "latency_ms": ms - prev, "share": (ms - prev) / total}
+        for name, ms, prev in zip(cases, medians, [0.0, *medians[:-1]], strict=True)
+    ] + [{"stage": "total (float32 TFLite, invoke only)", "latency_ms": total, "share": 1.0}]
+
+
+def run() -> list[dict]:
+    import tensorflow as tf
+    from coseg_tf.export import samples, saved_model, tflite
+
+    model = _model()
+    segmenter = model.segmenter
     size = (FLAGS.size, FLAGS.size)
     image = samples.random_pairs(size, 1, seed=0)[0, :1]
     cases: dict[str, Callable[[], object]] = {}
@@ -109,6 +199,13 @@ def run() -> list[dict]:
             runner = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads)
             sizes[f"tflite {variant}"] = len(content)
             cases[f"tflite {variant}"] = lambda r=runner: r(image=image)
+            if variant == "float32":
+                # The same model without the signature runner's input and output copies.
+                interpreter = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads).interpreter
+                interpreter.allocate_tensors()
+                interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+                sizes["tflite float32 (invoke only)"] = len(content)
+                cases["tflite float32 (invoke only)"] = interpreter.invoke
         print(f"timing {len(cases)} cases x {FLAGS.runs} calls, interleaved", file=sys.stderr)
         times = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
     return [
@@ -123,6 +220,10 @@ def run() -> list[dict]:
 
 
 def _table(results: list[dict]) -> str:
+    if FLAGS.profile:
+        lines = ["| stage | median (ms) | share |", "| --- | ---: | ---: |"]
+        lines += [f"| {r['stage']} | {r['latency_ms']:.2f} | {100 * r['share']:.0f}% |" for r in results]
+        return "\n".join(lines)
     lines = [
         "| artifact | size (MB) | median latency (ms) | min (ms) | median vs PyTorch 19.6 ms |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -138,7 +239,7 @@ def _table(results: list[dict]) -> str:
 def main(argv: list[str]) -> None:
     del argv
     load_start = os.getloadavg()
-    results = run()
+    results = profile() if FLAGS.profile else run()
     load = os.getloadavg()
     meta = {
         "config": FLAGS.config,
