@@ -48,7 +48,12 @@ class PerceptualLoss(keras.layers.Layer):
         if not any(self.layer_weights):
             raise ValueError("every perceptual layer weight is 0: the loss would be constant")
         self._used = [(name, w) for name, w in zip(VGG_LAYERS, self.layer_weights, strict=True) if w]
-        self.vgg = self._feature_extractor(vgg_weights, [name for name, _ in self._used])
+        self.vgg = self._feature_extractor(vgg_weights, self.feature_layers)
+
+    @property
+    def feature_layers(self) -> list[str]:
+        """The VGG layers the loss reads (those with a non-zero weight)."""
+        return [name for name, _ in self._used]
 
     @staticmethod
     def _feature_extractor(vgg_weights: str, layers: list[str]) -> keras.Model:

@@ -38,7 +38,7 @@ from absl import logging
 
 from coseg_tf import config as config_lib
 from coseg_tf import geometry
-from coseg_tf.losses import VGG_LAYERS, EquivarianceTransform
+from coseg_tf.losses import EquivarianceTransform
 from coseg_tf.model import CosegModel, build_model
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -158,7 +158,7 @@ def _float32_layers(model: CosegModel) -> set[int]:
         keep.append(model.segmenter.affine)
     if model.perceptual is not None:
         keep.append(model.perceptual)
-        keep.extend(model.perceptual.vgg.get_layer(name) for name in VGG_LAYERS)
+        keep.extend(model.perceptual.vgg.get_layer(name) for name in model.perceptual.feature_layers)
     return {id(layer) for layer in keep}
 
 

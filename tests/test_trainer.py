@@ -107,6 +107,16 @@ def test_mixed_precision_and_xla_train(tmp_path, precision, xla):
     assert last["perceptual"] < 0.97 * first["perceptual"], (first, last)
 
 
+def test_mixed_precision_keeps_the_read_layers_float32():
+    from coseg_tf.model import build_model
+
+    model = build_model(_config("train_params.loss_weights.perceptual=[1,1,0,0,0]"), seed=0)
+    trainer_lib.apply_mixed_precision(model, "mixed_bfloat16")
+    vgg = model.perceptual.vgg
+    assert [vgg.get_layer(n).dtype_policy.name for n in model.perceptual.feature_layers] == ["float32"] * 2
+    assert vgg.get_layer("block1_conv2").dtype_policy.name == "mixed_bfloat16"
+
+
 def test_learning_rate_steps_down_at_the_milestones():
     assert trainer_lib.learning_rate(1.0, 0, [2, 4]) == 1.0
     assert trainer_lib.learning_rate(1.0, 2, [2, 4]) == pytest.approx(0.1)
