@@ -48,24 +48,42 @@ flags.DEFINE_bool("profile", False, "Per-stage profile of the float32 TFLite seg
 REFERENCE_MS = 19.6  # original PyTorch segmenter, 256x256, 2 threads
 
 
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all processes spent busy since boot (Linux /proc/stat; None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except OSError:
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
 def _time_interleaved(
     cases: dict[str, Callable[[], object]], warmup: int, runs: int
-) -> dict[str, list[float]]:
-    """Milliseconds per call of every case, the cases taking turns call by call.
+) -> tuple[dict[str, list[float]], float | None]:
+    """Milliseconds per call of every case, the cases taking turns call by call, and the
+    share of the machine's CPUs that other processes used meanwhile.
 
     On a shared machine the load changes from second to second; interleaving spreads it
-    evenly over the cases, so their medians stay comparable with each other.
+    evenly over the cases, so their medians stay comparable with each other. With 2 threads
+    on 2 cores one busy core about doubles every latency (each op waits for its slower
+    thread), hence the share, which the load average (a 1-minute mean that includes this
+    process) does not give.
     """
     for fn in cases.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in cases}
+    busy, own, wall = _machine_busy_seconds(), time.process_time(), time.perf_counter()
     for _ in range(runs):
         for name, fn in cases.items():
             start = time.perf_counter()
             fn()
             times[name].append(1000.0 * (time.perf_counter() - start))
-    return times
+    if busy is None:
+        return times, None
+    others = _machine_busy_seconds() - busy - (time.process_time() - own)
+    return times, max(0.0, others / ((time.perf_counter() - wall) * os.cpu_count()))
 
 
 def _folder_bytes(path: str) -> int:
@@ -140,7 +158,7 @@ def _stages(segmenter: Any) -> list[tuple[str, Callable]]:
     return stages
 
 
-def profile() -> list[dict]:
+def profile() -> tuple[list[dict], float | None]:
     """Cost of each stage of the float32 TFLite segmenter (differences of prefix models)."""
     from coseg_tf.export import samples, tflite
 
@@ -157,16 +175,18 @@ def profile() -> list[dict]:
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
         cases[name] = interpreter.invoke  # invoke only: no input or output copies
     print(f"timing {len(cases)} prefix models x {FLAGS.runs} calls, interleaved", file=sys.stderr)
-    times = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
+    times, others = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
     medians = [statistics.median(t) for t in times.values()]
     total = medians[-1]
-    return [
+    stages = [
         {"stage": name, "latency_ms": ms - prev, "share": (ms - prev) / total}
         for name, ms, prev in zip(cases, medians, [0.0, *medians[:-1]], strict=True)
-    ] + [{"stage": "total (float32 TFLite, invoke only)", "latency_ms": total, "share": 1.0}]
+    ]
+    stages.append({"stage": "total (float32 TFLite, invoke only)", "latency_ms": total, "share": 1.0})
+    return stages, others
 
 
-def run() -> list[dict]:
+def run() -> tuple[list[dict], float | None]:
     import tensorflow as tf
     from coseg_tf.export import samples, saved_model, tflite
 
@@ -207,8 +227,8 @@ def run() -> list[dict]:
                 sizes["tflite float32 (invoke only)"] = len(content)
                 cases["tflite float32 (invoke only)"] = interpreter.invoke
         print(f"timing {len(cases)} cases x {FLAGS.runs} calls, interleaved", file=sys.stderr)
-        times = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
-    return [
+        times, others = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
+    results = [
         {
             "artifact": name,
             "size_mb": sizes[name] / 1e6,
@@ -217,6 +237,7 @@ def run() -> list[dict]:
         }
         for name in cases
     ]
+    return results, others
 
 
 def _table(results: list[dict]) -> str:
@@ -239,7 +260,7 @@ def _table(results: list[dict]) -> str:
 def main(argv: list[str]) -> None:
     del argv
     load_start = os.getloadavg()
-    results = profile() if FLAGS.profile else run()
+    results, others = profile() if FLAGS.profile else run()
     load = os.getloadavg()
     meta = {
         "config": FLAGS.config,
@@ -250,8 +271,11 @@ def main(argv: list[str]) -> None:
         "load_average_1_5_15min_at_start": [round(x, 2) for x in load_start],
         "load_average_1_5_15min_at_end": [round(x, 2) for x in load],
         "cpu_count": os.cpu_count(),
+        "other_processes_cpu_share_while_timing": None if others is None else round(others, 3),
     }
     print(_table(results))
+    if others is not None:
+        print(f"other processes used {100 * others:.0f}% of the {os.cpu_count()} CPUs while timing")
     print(json.dumps({"meta": meta, "results": results}, indent=2))
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
