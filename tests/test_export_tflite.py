@@ -138,3 +138,15 @@ def test_int8_needs_calibration_frames(model):
         tflite.convert_segmenter(model, "int8", SIZE, representative=None)
     with pytest.raises(ValueError, match="variant"):
         tflite.convert_part_swap(model, "int8", SIZE)
+
+
+def test_affine_difference_is_scaled_by_its_magnitude():
+    """float32 rounding grows with |A|: affine diffs are relative above 1, absolute below."""
+    segmentation = np.full((1, 4, 4, 3), 1 / 3, np.float32)
+    reference = {"segmentation": segmentation, "shift": np.zeros((1, 1, 2), np.float32)}
+    large = {**reference, "affine": np.array([[[[20.0, -40.0], [20.0, 40.0]]]])}
+    small = {**reference, "affine": np.array([[[[0.5, 0.0], [0.0, 1.0]]]])}
+    for ref, expected in ((large, 1e-4 / 20), (small, 1e-4)):
+        got = {**ref, "affine": ref["affine"] + 1e-4}
+        numbers = verify.segmentation_agreement(ref, got)
+        np.testing.assert_allclose(numbers["affine_max_scaled_diff"], expected, rtol=1e-6)
