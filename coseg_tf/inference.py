@@ -453,53 +453,6 @@ class SwapResult:
     source: np.ndarray
 
 
-def swap_graph(
-    segmenter: Any,
-    generator: Any,
-    source: Any,
-    target: Any,
-    part_mask: Any,
-    *,
-    soft: bool = True,
-    use_source_segmentation: bool = False,
-) -> dict[str, Any]:
-    """Part swap with the mask options of the original `part_swap.py`, on Keras modules.
-
-    The default (soft mask from the target's segmentation) is `export.graphs.part_swap`
-    itself. The two variants change only where the blend mask comes from:
-    `use_source_segmentation` takes the source's soft maps deformed into the target frame by
-    the same segment-motion field that deforms the source features (so they line up with
-    the target), and `soft=False` uses the one-hot argmax of the maps (hard part borders).
-    The blending and decoding are graphs.part_swap's: mask * deformed source features +
-    (1 - mask) * target features, then the decoder.
-    """
-    import tensorflow as tf
-
-    from coseg_tf import geometry
-    from coseg_tf.export import graphs
-
-    if soft and not use_source_segmentation:
-        return graphs.part_swap(segmenter, generator, source, target, part_mask)
-    seg_source = segmenter(source, training=False)
-    seg_target = segmenter(target, training=False)
-    source_features = generator.encode(source, training=False)
-    target_features = generator.encode(target, training=False)
-    deformed, motion = generator.deform(source_features, source, seg_source, seg_target)
-    maps = tf.cast(seg_target["segmentation"], tf.float32)
-    if use_source_segmentation:
-        source_maps = tf.cast(seg_source["segmentation"], tf.float32)
-        maps = geometry.grid_sample(source_maps, tf.cast(motion["deformation"], tf.float32))
-    if not soft:
-        maps = tf.one_hot(tf.argmax(maps, axis=-1), maps.shape[-1], dtype=tf.float32)
-    weights = tf.cast(part_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
-    mask = tf.reduce_sum(maps * weights, axis=-1, keepdims=True)
-    height, width = deformed.shape[1], deformed.shape[2]
-    feature_mask = tf.cast(geometry.resize_bilinear(mask, height, width), deformed.dtype)
-    blended = feature_mask * deformed + (1.0 - feature_mask) * target_features
-    image = generator.decode(blended, training=False)
-    return {"image": tf.cast(image, tf.float32), "blend_mask": mask[..., 0]}
-
-
 def part_weights(parts: Sequence[int], num_segments: int) -> np.ndarray:
     """float32 [K+1]: 1 for each chosen part id (0 = background, 1..K the parts), else 0."""
     weights = np.zeros(num_segments + 1, np.float32)
@@ -559,8 +512,10 @@ class PartSwapper:
             frame = tf.TensorSpec([None, *self.frame_size, 3], tf.float32)
             weights = tf.TensorSpec([None, self.num_segments + 1], tf.float32)
 
+            from coseg_tf.export import graphs
+
             def run(source: tf.Tensor, target: tf.Tensor, part_mask: tf.Tensor) -> dict[str, tf.Tensor]:
-                return swap_graph(
+                return graphs.part_swap(
                     model.segmenter,
                     model.generator,
                     source,

@@ -47,6 +47,9 @@ def part_swap(
     source: tf.Tensor,
     target: tf.Tensor,
     part_mask: tf.Tensor,
+    *,
+    soft: bool = True,
+    use_source_segmentation: bool = False,
 ) -> dict[str, tf.Tensor]:
     """The paper's part swap (Sec. 4.3): the chosen parts of `target` taken from `source`.
 
@@ -57,14 +60,24 @@ def part_swap(
     mask * deformed source + (1 - mask) * target features, then decoded. With every part
     selected this is the generator's reconstruction of `target` from `source`; with none it
     is the target's own auto-encoding. Returns `image` [B, H, W, 3] and `blend_mask` [B, h, w].
+
+    The mask options of the original `part_swap.py` (trace-time, the exported signature uses
+    the defaults): `use_source_segmentation` takes the source's maps deformed into the target
+    frame by the same motion field as the features, `soft=False` their one-hot argmax.
     """
     seg_source = segmenter(source, training=False)
     seg_target = segmenter(target, training=False)
     source_features = generator.encode(source, training=False)
     target_features = generator.encode(target, training=False)
-    deformed, _ = generator.deform(source_features, source, seg_source, seg_target)
+    deformed, motion = generator.deform(source_features, source, seg_source, seg_target)
+    maps = tf.cast(seg_target["segmentation"], tf.float32)
+    if use_source_segmentation:
+        source_maps = tf.cast(seg_source["segmentation"], tf.float32)
+        maps = geometry.grid_sample(source_maps, tf.cast(motion["deformation"], tf.float32))
+    if not soft:
+        maps = tf.one_hot(tf.argmax(maps, axis=-1), maps.shape[-1], dtype=tf.float32)
     weights = tf.cast(part_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
-    mask = tf.reduce_sum(tf.cast(seg_target["segmentation"], tf.float32) * weights, axis=-1, keepdims=True)
+    mask = tf.reduce_sum(maps * weights, axis=-1, keepdims=True)
     height, width = deformed.shape[1], deformed.shape[2]
     feature_mask = tf.cast(geometry.resize_bilinear(mask, height, width), deformed.dtype)
     blended = feature_mask * deformed + (1.0 - feature_mask) * target_features
