@@ -43,6 +43,12 @@ flags.DEFINE_string("workdir", "runs/quality", "Data, models and per-run metrics
 flags.DEFINE_string("results_dir", os.path.join(os.path.dirname(__file__), "results"), "Where quality.* go.")
 flags.DEFINE_string("config", "synthetic", "Training config (packaged name or path).")
 flags.DEFINE_integer("steps", None, "Training steps per run (default: the config's schedule).")
+flags.DEFINE_enum(
+    "mixed_precision",
+    "auto",
+    ["auto", "off", "mixed_bfloat16", "mixed_float16"],
+    "Training precision of every run; auto (as the main job): mixed_bfloat16 on CPUs with native bf16.",
+)
 flags.DEFINE_integer("num_videos", 120, "Synthetic videos (a seeded 20% of identities held out).")
 flags.DEFINE_integer("num_frames", 48, "Frames per synthetic video.")
 flags.DEFINE_integer("data_seed", 0, "Seed of the synthetic data.")
@@ -90,6 +96,7 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
         model_dir=os.path.join(run_dir, "model"),
         seed=FLAGS.seed,
         max_steps=FLAGS.steps,
+        mixed_precision=FLAGS.mixed_precision,
         image_every=0,
         log_every=50,
     )
@@ -283,7 +290,8 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
         f"({splits.get('test', {}).get('num_identities', '?')} other identities); NME normalised by the "
         "ground-truth figure height (mask rows); MAE summed over 14 joints x 2 coordinates, "
         "pixels scaled to 256.",
-        f"- Training: config `{FLAGS.config}` with the run's variant and K, seed {FLAGS.seed}, budget "
+        f"- Training: config `{FLAGS.config}` with the run's variant and K, seed {FLAGS.seed}, "
+        f"precision {FLAGS.mixed_precision}, budget "
         f"{'the config schedule' if FLAGS.steps is None else f'{FLAGS.steps} steps'} "
         f"(steps done: {sorted(learned_steps) if learned_steps else 'no learned run yet'}).",
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
@@ -328,7 +336,17 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
     return md_path
 
 
-FLAGS_USED = ["runs", "config", "steps", "num_videos", "num_frames", "data_seed", "seed", "frames_per_video"]
+FLAGS_USED = [
+    "runs",
+    "config",
+    "steps",
+    "mixed_precision",
+    "num_videos",
+    "num_frames",
+    "data_seed",
+    "seed",
+    "frames_per_video",
+]
 
 
 def main(argv: list[str]) -> None:
