@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from coseg_tf import config as config_lib
 from coseg_tf.model import CosegModel, build_modules
+from coseg_tf.testing import run_module
 
 # The puppet's parts, in label order after the background (0).
 PARTS = ("torso", "head", "left_arm", "right_arm")
@@ -196,27 +197,13 @@ def trained_run(base: str) -> dict[str, Any]:
     return _CACHE[key]
 
 
-def run_cli(args: list[str], timeout: float = 600) -> Any:
-    """`python -m coseg_tf.export.main ARGS` in a subprocess (TF logging quiet)."""
-    import subprocess
-    import sys
-
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "coseg_tf.export.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
 def full_export(base: str) -> dict[str, Any]:
     """Once per process: `coseg-export` of `trained_run(base)` with every artifact at 64x64."""
     key = f"export:{base}"
     if key not in _CACHE:
         run = trained_run(base)
         out = os.path.join(base, "exported")
-        result = run_cli(["--model", run["keras_path"], "--output_dir", out, "--tflite_size", "64"])
+        args = ["--model", run["keras_path"], "--output_dir", out, "--tflite_size", "64"]
+        result = run_module("coseg_tf.export.main", args, timeout=600)
         _CACHE[key] = {"result": result, "output_dir": out, "run": run}
     return _CACHE[key]

@@ -11,6 +11,7 @@ import pytest
 
 from coseg_tf.data import synthetic, video_io
 from coseg_tf.data.synthetic import JOINT_NAMES, JOINT_PARTS, PART_NAMES, render_puppet_video
+from coseg_tf.testing import run_module
 
 SIZE, FRAMES = 64, 24
 
@@ -242,20 +243,15 @@ def test_bad_arguments_are_rejected(tmp_path):
 
 def test_synth_command(tmp_path):
     out = str(tmp_path / "cli")
-    result = subprocess.run(
+    result = run_module(
+        "coseg_tf.data.make_synthetic",
         [
-            sys.executable,
-            "-m",
-            "coseg_tf.data.make_synthetic",
             f"--out_dir={out}",
             "--num_videos=3",
             "--num_frames=4",
             "--size=32",
             "--formats=png",
         ],
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert f"png: dataset_params.root_dir={out}/png" in result.stdout

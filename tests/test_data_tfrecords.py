@@ -3,8 +3,6 @@
 import collections
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from coseg_tf.data import (
 )
 from coseg_tf.data.tfrecords import MANIFEST_NAME
 from coseg_tf.data.video_io import DatasetError
+from coseg_tf.testing import run_module
 
 SHAPE = [32, 32, 3]
 
@@ -192,19 +191,13 @@ def test_missing_split_and_double_conversion_are_errors(identity_records):
 
 def test_prepare_command(source, tmp_path):
     out = str(tmp_path / "cli")
-    result = subprocess.run(
+    result = run_module(
+        "coseg_tf.data.prepare",
         [
-            sys.executable,
-            "-m",
-            "coseg_tf.data.prepare",
             f"--root_dir={source}",
             "--frame_shape=32,32",
             f"--out_dir={out}",
         ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
     )
     assert result.returncode == 0, result.stderr
     assert "train: 3 videos" in result.stdout and "skipped: 1" in result.stdout

@@ -5,7 +5,6 @@ import os
 import pathlib
 import pickle
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 
 from coseg_tf import baselines, ground_truth, inference, pickle_tables
 from coseg_tf import evaluate as evaluate_lib
+from coseg_tf.testing import run_module
 
 TABLES = pathlib.Path(__file__).resolve().parent / "data" / "landmark_tables"
 FIXTURES = sorted(TABLES.glob("*.pkl"))
@@ -346,14 +346,7 @@ def write_tiny_model(model_dir: pathlib.Path) -> None:
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "coseg_tf.evaluate", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_module("coseg_tf.evaluate", args)
 
 
 def test_help_lists_the_flags():

@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,6 +10,7 @@ from coseg_tf.export import testing
 
 from coseg_tf import inference, segment, visualize
 from coseg_tf.data import video_io
+from coseg_tf.testing import run_module
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +19,7 @@ def run(tmp_path_factory):
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "coseg_tf.segment", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_module("coseg_tf.segment", args)
 
 
 def _write_rgb(path: str, image: np.ndarray) -> str:

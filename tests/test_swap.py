@@ -12,9 +12,7 @@ labels and part centroids) and the generator on puppets of two colour layouts, s
 colour has to travel through the features. That takes ~15 s on one core.
 """
 
-import os
 import subprocess
-import sys
 
 import cv2
 import keras
@@ -26,6 +24,7 @@ from coseg_tf.export.loading import LoadedModel, load_model
 
 from coseg_tf import inference
 from coseg_tf.data import video_io
+from coseg_tf.testing import run_module
 
 # A second colour layout: every part gets a colour far from its usual one.
 OTHER_LOOK = np.array(
@@ -257,10 +256,7 @@ def test_bad_part_ids_and_models(run, swapper, tmp_path):
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "coseg_tf.swap", *args], capture_output=True, text=True, timeout=300, env=env
-    )
+    return run_module("coseg_tf.swap", args)
 
 
 def test_coseg_swap_keeps_the_targets_frame_count_and_rate(run, tmp_path):
