@@ -117,7 +117,7 @@ def write_picture(picks: list, path: str, num_segments: int, scale: int = 4) -> 
     return path
 
 
-def run(argv: list[str]) -> int:
+def _run(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
@@ -184,7 +184,7 @@ def run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    cli.run(lambda argv: sys.exit(run(argv)), flags_module=__name__)
+    cli.run(lambda argv: sys.exit(_run(argv)), flags_module=__name__)
 
 
 if __name__ == "__main__":
