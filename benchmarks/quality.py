@@ -260,6 +260,8 @@ def write_picture(reports: dict[str, dict[str, Any]], path: str) -> str | None:
 
 
 def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
+    from coseg_tf.trainer import resolve_precision
+
     os.makedirs(FLAGS.results_dir, exist_ok=True)
     md_path = os.path.join(FLAGS.results_dir, "quality.md")
     json_path = os.path.join(FLAGS.results_dir, "quality.json")
@@ -291,7 +293,7 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
         "ground-truth figure height (mask rows); MAE summed over 14 joints x 2 coordinates, "
         "pixels scaled to 256.",
         f"- Training: config `{FLAGS.config}` with the run's variant and K, seed {FLAGS.seed}, "
-        f"precision {FLAGS.mixed_precision}, budget "
+        f"precision {FLAGS.mixed_precision} ({resolve_precision(FLAGS.mixed_precision)} here), budget "
         f"{'the config schedule' if FLAGS.steps is None else f'{FLAGS.steps} steps'} "
         f"(steps done: {sorted(learned_steps) if learned_steps else 'no learned run yet'}).",
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
