@@ -9,24 +9,16 @@ from typing import Any
 from absl import app, flags
 
 
-def run(
-    main: Callable[[list[str]], Any],
-    define_flags: Callable[[], None] | None = None,
-    *,
-    flags_module: str | None = None,
-) -> None:
+def run(main: Callable[[list[str]], Any], define_flags: Callable[[], None]) -> None:
     """Defines the command's flags, makes them the program's key flags, and runs `main`.
 
     absl's `--help` lists the key flags of the program (`sys.argv[0]`), which for a console
-    script is the generated wrapper, not the module that defines the flags. The flags are
-    the ones `define_flags` adds, or those a module (`flags_module`) defined on import.
+    script is the generated wrapper, not the module that defines the flags. Defining them
+    here rather than on import also lets one process import several commands.
     """
     before = set(flags.FLAGS)
-    if define_flags is not None:
-        define_flags()
+    define_flags()
     names = set(flags.FLAGS) - before
-    if flags_module is not None:
-        names |= {flag.name for flag in flags.FLAGS.get_flags_for_module(flags_module)}
     for name in sorted(names):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
     app.run(main)

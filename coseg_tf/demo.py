@@ -25,21 +25,24 @@ from coseg_tf import cli
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("workdir", "runs/demo", "Where the data, the model, the picture and results.json go.")
-flags.DEFINE_string("config", "synthetic", "Config name or path (train on the synthetic set).")
-flags.DEFINE_integer("num_videos", 120, "Synthetic videos to generate (20% of identities held out).")
-flags.DEFINE_integer("num_frames", 48, "Frames per synthetic video.")
-flags.DEFINE_integer("data_seed", 0, "Seed of the synthetic data set.")
-flags.DEFINE_integer("seed", 0, "Training seed.")
-flags.DEFINE_enum(
-    "mixed_precision",
-    "auto",
-    ["auto", "off", "mixed_bfloat16", "mixed_float16"],
-    "auto: mixed_bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), else off.",
-)
-flags.DEFINE_multi_string("set", [], "Config overrides section.key=value, repeatable.")
-flags.DEFINE_integer("steps", None, "Cap on training steps (default: the config's epochs).")
-flags.DEFINE_integer("num_pictures", 8, "Held-out frames in the picture.")
+
+def _define_flags() -> None:
+    """The command's flags, defined when it runs (importing the module defines none)."""
+    flags.DEFINE_string("workdir", "runs/demo", "Where the data, the model, the picture and results.json go.")
+    flags.DEFINE_string("config", "synthetic", "Config name or path (train on the synthetic set).")
+    flags.DEFINE_integer("num_videos", 120, "Synthetic videos to generate (20% of identities held out).")
+    flags.DEFINE_integer("num_frames", 48, "Frames per synthetic video.")
+    flags.DEFINE_integer("data_seed", 0, "Seed of the synthetic data set.")
+    flags.DEFINE_integer("seed", 0, "Training seed.")
+    flags.DEFINE_enum(
+        "mixed_precision",
+        "auto",
+        ["auto", "off", "mixed_bfloat16", "mixed_float16"],
+        "auto: mixed_bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), else off.",
+    )
+    flags.DEFINE_multi_string("set", [], "Config overrides section.key=value, repeatable.")
+    flags.DEFINE_integer("steps", None, "Cap on training steps (default: the config's epochs).")
+    flags.DEFINE_integer("num_pictures", 8, "Held-out frames in the picture.")
 
 
 def generate_data(root: str, num_videos: int, num_frames: int, seed: int) -> str:
@@ -184,7 +187,7 @@ def _run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    cli.run(lambda argv: sys.exit(_run(argv)), flags_module=__name__)
+    cli.run(lambda argv: sys.exit(_run(argv)), _define_flags)
 
 
 if __name__ == "__main__":

@@ -17,67 +17,70 @@ from coseg_tf import config as config_lib
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string(
-    "config",
-    "synthetic",
-    "Config: a YAML path (any tf.io.gfile path) or the name of a packaged config "
-    "(synthetic, tiny, taichi-256-sem, vox-256-sem-10segments, ...).",
-)
-flags.DEFINE_string("data_dir", None, "Dataset root; overrides dataset_params.root_dir of the config.")
-flags.DEFINE_string(
-    "model_dir",
-    None,
-    "Output directory: checkpoints/, logs/ (TensorBoard), final/ (trained weights), config.yaml. "
-    "An existing one is resumed from.",
-)
-flags.DEFINE_enum(
-    "strategy",
-    "default",
-    ["default", "mirrored", "multi_worker"],
-    "Distribution: default (one device), mirrored (all local GPUs, else all logical CPUs), "
-    "multi_worker (MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG).",
-)
-flags.DEFINE_enum(
-    "mixed_precision",
-    "auto",
-    ["auto", "off", "mixed_bfloat16", "mixed_float16"],
-    "Mixed precision of the conv layers (geometry and losses stay float32). auto: "
-    "mixed_bfloat16 on a CPU with native bf16 (AVX512-BF16/AMX; 1.4-2.1x fewer s/step there), else off. "
-    "mixed_float16 (GPUs) uses dynamic loss scaling.",
-)
-flags.DEFINE_boolean("xla", False, "Compile the forward and backward pass with XLA (jit_compile).")
-flags.DEFINE_enum(
-    "variant",
-    None,
-    list(config_lib.VARIANTS),
-    "Ablation variant of paper Table 1(b); overrides model_params.variant.",
-)
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and equivariance warps.")
-flags.DEFINE_string(
-    "init_weights",
-    None,
-    "Initial weights when not resuming: an original checkpoint (.pth.tar/.pth/.npz of this "
-    "paper or of First Order Motion Model), one of our checkpoints (prefix, checkpoints/ "
-    "folder or model_dir) or a final/ folder.",
-)
-flags.DEFINE_multi_string(
-    "set",
-    [],
-    "Config override section.key=value (YAML value), repeatable, e.g. --set train_params.batch_size=8.",
-)
-flags.DEFINE_integer("steps", None, "Stop after this many steps in total (caps the config's epochs).")
-flags.DEFINE_integer("epochs", None, "Stop after this many epochs (caps train_params.num_epochs).")
-flags.DEFINE_integer(
-    "checkpoint_every",
-    0,
-    "Also checkpoint every N steps (0: every train_params.checkpoint_freq epochs and at the end).",
-)
-flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.")
-flags.DEFINE_integer("image_every", 500, "Write TensorBoard images every N steps (0: never).")
-flags.DEFINE_integer(
-    "log_every", 10, "Write TensorBoard scalars (and progress lines off a terminal) every N steps."
-)
-flags.DEFINE_boolean("progress", True, "Show progress (a bar on a terminal, log lines otherwise).")
+
+def _define_flags() -> None:
+    """The command's flags, defined when it runs (importing the module defines none)."""
+    flags.DEFINE_string(
+        "config",
+        "synthetic",
+        "Config: a YAML path (any tf.io.gfile path) or the name of a packaged config "
+        "(synthetic, tiny, taichi-256-sem, vox-256-sem-10segments, ...).",
+    )
+    flags.DEFINE_string("data_dir", None, "Dataset root; overrides dataset_params.root_dir of the config.")
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "Output directory: checkpoints/, logs/ (TensorBoard), final/ (trained weights), config.yaml. "
+        "An existing one is resumed from.",
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        ["default", "mirrored", "multi_worker"],
+        "Distribution: default (one device), mirrored (all local GPUs, else all logical CPUs), "
+        "multi_worker (MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG).",
+    )
+    flags.DEFINE_enum(
+        "mixed_precision",
+        "auto",
+        ["auto", "off", "mixed_bfloat16", "mixed_float16"],
+        "Mixed precision of the conv layers (geometry and losses stay float32). auto: "
+        "mixed_bfloat16 on a CPU with native bf16 (AVX512-BF16/AMX; 1.4-2.1x fewer s/step there), else off. "
+        "mixed_float16 (GPUs) uses dynamic loss scaling.",
+    )
+    flags.DEFINE_boolean("xla", False, "Compile the forward and backward pass with XLA (jit_compile).")
+    flags.DEFINE_enum(
+        "variant",
+        None,
+        list(config_lib.VARIANTS),
+        "Ablation variant of paper Table 1(b); overrides model_params.variant.",
+    )
+    flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and equivariance warps.")
+    flags.DEFINE_string(
+        "init_weights",
+        None,
+        "Initial weights when not resuming: an original checkpoint (.pth.tar/.pth/.npz of this "
+        "paper or of First Order Motion Model), one of our checkpoints (prefix, checkpoints/ "
+        "folder or model_dir) or a final/ folder.",
+    )
+    flags.DEFINE_multi_string(
+        "set",
+        [],
+        "Config override section.key=value (YAML value), repeatable, e.g. --set train_params.batch_size=8.",
+    )
+    flags.DEFINE_integer("steps", None, "Stop after this many steps in total (caps the config's epochs).")
+    flags.DEFINE_integer("epochs", None, "Stop after this many epochs (caps train_params.num_epochs).")
+    flags.DEFINE_integer(
+        "checkpoint_every",
+        0,
+        "Also checkpoint every N steps (0: every train_params.checkpoint_freq epochs and at the end).",
+    )
+    flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.")
+    flags.DEFINE_integer("image_every", 500, "Write TensorBoard images every N steps (0: never).")
+    flags.DEFINE_integer(
+        "log_every", 10, "Write TensorBoard scalars (and progress lines off a terminal) every N steps."
+    )
+    flags.DEFINE_boolean("progress", True, "Show progress (a bar on a terminal, log lines otherwise).")
 
 
 def _run(argv: list[str]) -> int:
@@ -125,7 +128,7 @@ def _run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point (`coseg-train`)."""
-    cli.run(lambda argv: sys.exit(_run(argv)), flags_module=__name__)
+    cli.run(lambda argv: sys.exit(_run(argv)), _define_flags)
 
 
 if __name__ == "__main__":

@@ -25,73 +25,83 @@ from coseg_tf import cli
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string(
-    "model",
-    None,
-    "A run folder (its final/model.keras), a .keras file, a tf.train checkpoint (folder or prefix) "
-    "or an original .pth.tar/.pth/.npz.",
-)
-flags.DEFINE_string(
-    "config",
-    None,
-    "Config YAML path or packaged config name (e.g. vox-256-sem-10segments); "
-    "default: the trainer's <model_dir>/config.yaml next to the model.",
-)
-flags.DEFINE_multi_string("config_override", [], "section.key=value config overrides (repeatable).")
-flags.DEFINE_string("output_dir", None, "Base folder of the export.")
-flags.DEFINE_string(
-    "model_name",
-    "coseg",
-    "TF Serving model name: the SavedModel goes to <output_dir>/<model_name>/<version>/.",
-)
-flags.DEFINE_integer("version", None, "SavedModel version; default: one more than the largest present.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing SavedModel version.")
-flags.DEFINE_list("formats", ["saved_model", "tflite"], "What to export: saved_model, tflite.")
-flags.DEFINE_bool(
-    "part_swap",
-    True,
-    "Also export part swap (SavedModel signature and TFLite models); needs a model file with the generator.",
-)
-flags.DEFINE_bool(
-    "resize_to_input",
-    False,
-    "SavedModel: resize the maps (and the part-swap image) back "
-    "to the input size; default: the model's resolution.",
-)
-flags.DEFINE_list(
-    "tflite_variants",
-    ["float32", "float16", "dynamic_int8", "int8"],
-    "Segmenter TFLite variants: float32, float16, dynamic_int8, int8.",
-)
-flags.DEFINE_list(
-    "part_swap_variants", ["float32", "float16"], "Part-swap TFLite variants: float32, float16."
-)
-flags.DEFINE_string("tflite_size", "256", "Fixed TFLite input size: N or HxW.")
-flags.DEFINE_multi_string(
-    "images",
-    [],
-    "Sample image files or globs (repeatable); default: frames from "
-    "the data pipeline (dataset_params.root_dir).",
-)
-flags.DEFINE_string("split", "test", "Data-pipeline split of the check frames (int8 calibration uses train).")
-flags.DEFINE_integer("num_samples", 8, "Frame pairs for the agreement checks.")
-flags.DEFINE_integer("calibration_samples", 32, "Frames for int8 calibration.")
-flags.DEFINE_bool(
-    "allow_random_samples",
-    False,
-    "Without a dataset or --images, check and calibrate on "
-    "random images (smoke runs only: label agreement means little there).",
-)
-flags.DEFINE_bool("verify", True, "Run the agreement checks.")
-flags.DEFINE_integer("num_threads", 2, "LiteRT interpreter threads for the checks.")
-flags.DEFINE_float(
-    "max_float_diff", 1e-4, "float32 artifacts: max |diff| of segmentation/shift, affine / max(1, |affine|)."
-)
-flags.DEFINE_float("min_agreement_float16", 0.98, "Segmenter float16: share of same part labels.")
-flags.DEFINE_float("min_agreement_dynamic_int8", 0.98, "Segmenter dynamic-range int8: same labels.")
-flags.DEFINE_float("min_agreement_int8", 0.95, "Segmenter int8: share of same part labels.")
-flags.DEFINE_float("max_part_swap_diff", 1e-4, "Part swap float32: max |diff| of the image.")
-flags.DEFINE_float("max_part_swap_float16_mean_diff", 1e-2, "Part swap float16: mean |diff| of the image.")
+
+def _define_flags() -> None:
+    """The command's flags, defined when it runs (importing the module defines none)."""
+    flags.DEFINE_string(
+        "model",
+        None,
+        "A run folder (its final/model.keras), a .keras file, a tf.train checkpoint (folder or prefix) "
+        "or an original .pth.tar/.pth/.npz.",
+    )
+    flags.DEFINE_string(
+        "config",
+        None,
+        "Config YAML path or packaged config name (e.g. vox-256-sem-10segments); "
+        "default: the trainer's <model_dir>/config.yaml next to the model.",
+    )
+    flags.DEFINE_multi_string("config_override", [], "section.key=value config overrides (repeatable).")
+    flags.DEFINE_string("output_dir", None, "Base folder of the export.")
+    flags.DEFINE_string(
+        "model_name",
+        "coseg",
+        "TF Serving model name: the SavedModel goes to <output_dir>/<model_name>/<version>/.",
+    )
+    flags.DEFINE_integer("version", None, "SavedModel version; default: one more than the largest present.")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing SavedModel version.")
+    flags.DEFINE_list("formats", ["saved_model", "tflite"], "What to export: saved_model, tflite.")
+    flags.DEFINE_bool(
+        "part_swap",
+        True,
+        "Also export part swap (SavedModel signature and TFLite models); "
+        "needs a model file with the generator.",
+    )
+    flags.DEFINE_bool(
+        "resize_to_input",
+        False,
+        "SavedModel: resize the maps (and the part-swap image) back "
+        "to the input size; default: the model's resolution.",
+    )
+    flags.DEFINE_list(
+        "tflite_variants",
+        ["float32", "float16", "dynamic_int8", "int8"],
+        "Segmenter TFLite variants: float32, float16, dynamic_int8, int8.",
+    )
+    flags.DEFINE_list(
+        "part_swap_variants", ["float32", "float16"], "Part-swap TFLite variants: float32, float16."
+    )
+    flags.DEFINE_string("tflite_size", "256", "Fixed TFLite input size: N or HxW.")
+    flags.DEFINE_multi_string(
+        "images",
+        [],
+        "Sample image files or globs (repeatable); default: frames from "
+        "the data pipeline (dataset_params.root_dir).",
+    )
+    flags.DEFINE_string(
+        "split", "test", "Data-pipeline split of the check frames (int8 calibration uses train)."
+    )
+    flags.DEFINE_integer("num_samples", 8, "Frame pairs for the agreement checks.")
+    flags.DEFINE_integer("calibration_samples", 32, "Frames for int8 calibration.")
+    flags.DEFINE_bool(
+        "allow_random_samples",
+        False,
+        "Without a dataset or --images, check and calibrate on "
+        "random images (smoke runs only: label agreement means little there).",
+    )
+    flags.DEFINE_bool("verify", True, "Run the agreement checks.")
+    flags.DEFINE_integer("num_threads", 2, "LiteRT interpreter threads for the checks.")
+    flags.DEFINE_float(
+        "max_float_diff",
+        1e-4,
+        "float32 artifacts: max |diff| of segmentation/shift, affine / max(1, |affine|).",
+    )
+    flags.DEFINE_float("min_agreement_float16", 0.98, "Segmenter float16: share of same part labels.")
+    flags.DEFINE_float("min_agreement_dynamic_int8", 0.98, "Segmenter dynamic-range int8: same labels.")
+    flags.DEFINE_float("min_agreement_int8", 0.95, "Segmenter int8: share of same part labels.")
+    flags.DEFINE_float("max_part_swap_diff", 1e-4, "Part swap float32: max |diff| of the image.")
+    flags.DEFINE_float(
+        "max_part_swap_float16_mean_diff", 1e-2, "Part swap float16: mean |diff| of the image."
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -296,7 +306,7 @@ def _main(argv: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point (`coseg-export`)."""
-    cli.run(_main, flags_module=__name__)
+    cli.run(_main, _define_flags)
 
 
 if __name__ == "__main__":

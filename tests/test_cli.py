@@ -1,0 +1,27 @@
+"""The commands' shared entry point: flags defined when a command runs, not on import."""
+
+import importlib
+
+from absl import flags
+
+COMMANDS = [
+    "coseg_tf.data.prepare",
+    "coseg_tf.data.make_synthetic",
+    "coseg_tf.train",
+    "coseg_tf.evaluate",
+    "coseg_tf.export.main",
+    "coseg_tf.segment",
+    "coseg_tf.swap",
+    "coseg_tf.demo",
+]
+
+
+def test_importing_every_command_defines_no_flags():
+    for module in COMMANDS:
+        assert callable(importlib.import_module(module).main)
+    ours = {
+        name
+        for name in flags.FLAGS
+        if flags.FLAGS.find_module_defining_flag(name, "").startswith(("coseg_tf", "__main__"))
+    }
+    assert ours == set()  # so one process can import every command
