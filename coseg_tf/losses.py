@@ -28,8 +28,8 @@ class PerceptualLoss(keras.layers.Layer):
 
     `vgg_weights` is "imagenet" (keras.applications downloads them on first use), a path to
     a local VGG19 weights file, or "none" (random weights: for tests and smoke runs only).
-    Layers weighted 0 are not computed: the VGG stops at the last weighted layer, which is
-    what makes a shallow loss (e.g. weights [10, 10, 10, 0, 0]) cheaper.
+    The VGG stops at the last layer with a non-zero weight, which makes a shallow loss (e.g.
+    weights [10, 10, 10, 0, 0]) cheaper; zero-weighted layers before it are run, not summed.
     """
 
     def __init__(

@@ -85,15 +85,16 @@ class SegmentationModule(keras.Model):
 
         Same values as running the heads one by one, but a single pass over the 64x64x35
         features: XNNPACK (TFLite) and oneDNN run the 61-channel conv in about the time of
-        the 40-channel affine head alone (paper config: 6.4 ms instead of 11 ms in float32
-        TFLite, see the README's export section).
+        the 40-channel affine head alone (paper config, float32 TFLite on a loaded machine:
+        6.4 ms instead of 11 ms; see the README's export section).
         """
-        kernel = tf.concat([tf.convert_to_tensor(head.kernel) for head in self.heads], axis=-1)
-        bias = tf.concat([tf.convert_to_tensor(head.bias) for head in self.heads], axis=-1)
+        heads = self.heads
+        kernel = tf.concat([tf.convert_to_tensor(head.kernel) for head in heads], axis=-1)
+        bias = tf.concat([tf.convert_to_tensor(head.bias) for head in heads], axis=-1)
         logits = tf.nn.bias_add(tf.nn.conv2d(tf.cast(features, tf.float32), kernel, 1, "SAME"), bias)
         # Slices, not tf.split: uneven splits lower to SPLIT_V, which XNNPACK does not take.
-        ends = np.cumsum([head.filters for head in self.heads])
-        return [logits[..., end - head.filters : end] for head, end in zip(self.heads, ends, strict=True)]
+        ends = np.cumsum([head.filters for head in heads])
+        return [logits[..., end - head.filters : end] for head, end in zip(heads, ends, strict=True)]
 
     def call(self, images: tf.Tensor, training: bool | None = None) -> dict[str, tf.Tensor]:
         x = geometry.antialias_downsample(images, self.scale_factor)

@@ -152,10 +152,7 @@ def _float32_layers(model: CosegModel) -> set[int]:
     the heads feed them; the VGG layers whose outputs the perceptual loss reads give float32
     features, so that Eq. (6) sums in float32.
     """
-    keep = [model, model.segmenter, model.generator, model.segmenter.shift, model.segmenter.segmentation]
-    keep.append(model.generator.final)
-    if model.segmenter.affine is not None:
-        keep.append(model.segmenter.affine)
+    keep = [model, model.segmenter, model.generator, model.generator.final, *model.segmenter.heads]
     if model.perceptual is not None:
         keep.append(model.perceptual)
         keep.extend(model.perceptual.vgg.get_layer(name) for name in model.perceptual.feature_layers)
