@@ -132,7 +132,7 @@ def _check_choices(values: list[str], allowed: tuple[str, ...], flag: str) -> No
         raise app.UsageError(f"--{flag}: unknown {unknown}; choose from {list(allowed)}")
 
 
-def run(argv: list[str]) -> int:
+def _export(argv: list[str]) -> int:
     """The export; returns the process exit status."""
     del argv
     from coseg_tf.export import loading, samples, saved_model, tflite, verify
@@ -273,7 +273,7 @@ def _write(path: str, content: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _main(argv: list[str]) -> None:
+def _run(argv: list[str]) -> None:
     from coseg_tf.export.loading import ModelLoadError
     from coseg_tf.export.samples import NoSamplesError
     from coseg_tf.export.tflite import ConversionError
@@ -284,7 +284,7 @@ def _main(argv: list[str]) -> None:
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TF's savers log every file at INFO
     try:
-        status = run(argv)
+        status = _export(argv)
     except app.UsageError as e:
         print(f"coseg-export: {e} (see --helpfull)", file=sys.stderr)
         status = 2
@@ -306,7 +306,7 @@ def _main(argv: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point (`coseg-export`)."""
-    cli.run(_main, _define_flags)
+    cli.run(_run, _define_flags)
 
 
 if __name__ == "__main__":
