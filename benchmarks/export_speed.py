@@ -58,6 +58,16 @@ def _machine_busy_seconds() -> float | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
+def _invoke_only(content: bytes, image: Any) -> Callable[[], object]:
+    """`invoke()` of a segmenter interpreter with `image` already set: no input/output copies."""
+    from coseg_tf.export import tflite
+
+    interpreter = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads).interpreter
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    return interpreter.invoke
+
+
 def _time_interleaved(
     cases: dict[str, Callable[[], object]], warmup: int, runs: int
 ) -> tuple[dict[str, list[float]], float | None]:
@@ -170,10 +180,7 @@ def profile() -> tuple[list[dict], float | None]:
         content = tflite._convert(
             fn, tflite.segmenter_specs(size), tflite.SEGMENT_SIGNATURE, tflite._configure("float32", None)
         )
-        interpreter = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads).interpreter
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
-        cases[name] = interpreter.invoke  # invoke only: no input or output copies
+        cases[name] = _invoke_only(content, image)
     print(f"timing {len(cases)} prefix models x {FLAGS.runs} calls, interleaved", file=sys.stderr)
     times, others = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
     medians = [statistics.median(t) for t in times.values()]
@@ -221,11 +228,8 @@ def run() -> tuple[list[dict], float | None]:
             cases[f"tflite {variant}"] = lambda r=runner: r(image=image)
             if variant == "float32":
                 # The same model without the signature runner's input and output copies.
-                interpreter = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads).interpreter
-                interpreter.allocate_tensors()
-                interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
                 sizes["tflite float32 (invoke only)"] = len(content)
-                cases["tflite float32 (invoke only)"] = interpreter.invoke
+                cases["tflite float32 (invoke only)"] = _invoke_only(content, image)
         print(f"timing {len(cases)} cases x {FLAGS.runs} calls, interleaved", file=sys.stderr)
         times, others = _time_interleaved(cases, FLAGS.warmup, FLAGS.runs)
     results = [

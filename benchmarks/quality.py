@@ -110,6 +110,7 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
         "variant": settings["variant"],
         "num_segments": settings["num_segments"],
         "batch_size": config["train_params"]["batch_size"],
+        "mixed_precision": trainer.resolve_precision(FLAGS.mixed_precision),
         "model_dir": options.model_dir,
     }
 
@@ -359,7 +360,7 @@ def main(argv: list[str]) -> None:
     if unknown:
         raise app.UsageError(f"unknown runs {unknown}; choose from {ALL_RUNS}")
     data_root = make_data(os.path.join(FLAGS.workdir, "data"))
-    reports = {}
+    reports, path = {}, None
     for name in ALL_RUNS:
         metrics_path = os.path.join(FLAGS.workdir, name, "metrics.json")
         if os.path.exists(metrics_path):
@@ -375,8 +376,9 @@ def main(argv: list[str]) -> None:
         logging.info("run %s", name)
         trained = None if name in BASELINE_RUNS else train_run(name, data_root, run_dir)
         reports[name] = evaluate_run(name, data_root, run_dir, trained)
-        write_report(reports, data_root)
-    path = write_report(reports, data_root)
+        path = write_report(reports, data_root)
+    if path is None:  # nothing ran: the report of the runs found
+        path = write_report(reports, data_root)
     print(f"results: {path}")
     sys.stdout.flush()
 
