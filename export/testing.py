@@ -197,6 +197,11 @@ def trained_run(base: str) -> dict[str, Any]:
     return _CACHE[key]
 
 
+def run_export(args: list[str]) -> Any:
+    """`coseg-export ARGS` as a user runs it, in a fresh process (conversions take minutes)."""
+    return run_module("coseg_tf.export.main", args, timeout=600)
+
+
 def full_export(base: str) -> dict[str, Any]:
     """Once per process: `coseg-export` of `trained_run(base)` with every artifact at 64x64."""
     key = f"export:{base}"
@@ -204,6 +209,6 @@ def full_export(base: str) -> dict[str, Any]:
         run = trained_run(base)
         out = os.path.join(base, "exported")
         args = ["--model", run["keras_path"], "--output_dir", out, "--tflite_size", "64"]
-        result = run_module("coseg_tf.export.main", args, timeout=600)
+        result = run_export(args)
         _CACHE[key] = {"result": result, "output_dir": out, "run": run}
     return _CACHE[key]

@@ -8,12 +8,6 @@ import pytest
 from absl import app
 from coseg_tf.export import main, testing, tflite
 
-from coseg_tf.testing import run_module
-
-
-def _cli(args: list[str], timeout: float = 600):
-    return run_module("coseg_tf.export.main", args, timeout)
-
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
@@ -52,7 +46,7 @@ def test_full_export_succeeds_and_reports_agreement(exported):
 
 def test_below_threshold_exits_non_zero(exported, tmp_path):
     run = exported["run"]
-    result = _cli(
+    result = testing.run_export(
         [
             "--model",
             run["keras_path"],
@@ -88,10 +82,10 @@ def test_input_errors_exit_2(exported, tmp_path):
     folder = os.path.join(exported["run"]["run_dir"], "checkpoints")
     for name in os.listdir(folder):
         shutil.copy(os.path.join(folder, name), tmp_path / name)
-    result = _cli(["--model", str(tmp_path), "--output_dir", str(tmp_path / "out")])
+    result = testing.run_export(["--model", str(tmp_path), "--output_dir", str(tmp_path / "out")])
     assert result.returncode == 2
     assert "--config" in result.stderr
-    result = _cli(
+    result = testing.run_export(
         ["--model", exported["run"]["keras_path"], "--output_dir", str(tmp_path), "--tflite_variants=int4"]
     )
     assert result.returncode == 2
