@@ -98,7 +98,7 @@ def _define_flags() -> None:
         "Test images (paper: 300); a seeded subset if more; 0: all.",
     )
     flags.DEFINE_integer("seed", 0, "Seed of the image subsets.")
-    flags.DEFINE_integer("batch_size", 16, "Images per forward pass.")
+    flags.DEFINE_integer("batch_size", 16, "Images per forward pass (TFLite: 1).", lower_bound=1)
     flags.DEFINE_string(
         "nme_normalizer",
         "auto",
@@ -496,6 +496,7 @@ def _run(argv: list[str]) -> None:
     reading = _flag_values(GROUND_TRUTH_FLAGS)
     splits = load_splits(FLAGS.data_format, FLAGS.data_dir, **reading)
     segmenter = load_predictor(FLAGS.model, FLAGS.config, **_flag_values(KMEANS_FLAGS))
+    segmenter.set_batch_size(FLAGS.batch_size)
     results = evaluate(segmenter, splits, settings, FLAGS.data_format)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     picture = write_picture(results, segmenter.num_segments, os.path.join(FLAGS.output_dir, "parts.png"))

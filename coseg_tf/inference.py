@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from coseg_tf.data import video_io
-from coseg_tf.export.loading import LoadedModel, ModelLoadError, load_model
+from coseg_tf.export.loading import LoadedModel, ModelLoadError, load_model, run_dir_keras
 
 CROPS = ("none", "center")
 
@@ -171,6 +171,13 @@ class Segmenter:
     frame_size: tuple[int, int] | None
     source: str
     batch_size: int = 16
+    fixed_batch: int | None = None  # a model whose signature takes exactly this many images
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Images per forward pass (`--batch_size`); a fixed-batch model (TFLite) keeps its own."""
+        if batch_size < 1:
+            raise InputError(f"batch size must be at least 1, got {batch_size}")
+        self.batch_size = self.fixed_batch or batch_size
 
     def segment(self, images: Any) -> Segmentation:
         """Segments uint8/float RGB images [N, H, W, 3] or one [H, W, 3] image."""
@@ -276,7 +283,7 @@ class TFLiteSegmenter(Segmenter):
     """A `.tflite` segmenter (signature `segment`, fixed input size), one image per call."""
 
     kind = "tflite"
-    batch_size = 1
+    batch_size = fixed_batch = 1
 
     def __init__(self, path: str, config: dict[str, Any] | None = None, num_threads: int = 2) -> None:
         from coseg_tf.export.tflite import SEGMENT_SIGNATURE, LiteRunner
@@ -329,14 +336,6 @@ def _find_key(node: Any, key: str) -> Any:
     return None
 
 
-def _run_dir_keras(path: str) -> str | None:
-    """The `.keras` file that stands for a trainer run dir: the whole model first, else the segmenter."""
-    for candidate in ("final/model.keras", "model.keras", "final/segmenter.keras"):
-        if video_io.exists(video_io.join(path, candidate)):
-            return video_io.join(path, candidate)
-    return None
-
-
 def stored_num_segments(path: str) -> int | None:
     """K as recorded in a model file (without building the model), or None when not found.
 
@@ -344,7 +343,7 @@ def stored_num_segments(path: str) -> int | None:
     the loaders' own messages name a layer shape rather than the two numbers.
     """
     try:
-        if video_io.isdir(path) and (keras_path := _run_dir_keras(path)):
+        if video_io.isdir(path) and (keras_path := run_dir_keras(path, segmenter_alone=True)):
             return stored_num_segments(keras_path)
         if path.endswith(".keras"):
             with zipfile.ZipFile(path) as archive:
@@ -434,7 +433,7 @@ def load_segmenter(path: str, config: str | None = None) -> Segmenter:
     if saved is not None:
         return SavedModelSegmenter(saved, config_dict)
     if video_io.isdir(path):
-        path = _run_dir_keras(path) or path
+        path = run_dir_keras(path, segmenter_alone=True) or path
     return KerasSegmenter(load_keras_model(path, config))
 
 

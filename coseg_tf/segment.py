@@ -51,7 +51,7 @@ def _define_flags() -> None:
     flags.DEFINE_list("video_formats", ["mp4"], "Overlay video formats: mp4, gif (comma-separated).")
     flags.DEFINE_float("alpha", 0.6, "Opacity of the part colours in overlays, in [0, 1].")
     flags.DEFINE_float("fps", 25.0, "Frame rate of outputs for inputs that store none (frame folders).")
-    flags.DEFINE_integer("batch_size", 16, "Frames per forward pass.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 16, "Frames per forward pass (TFLite: 1).", lower_bound=1)
     flags.register_validator("alpha", lambda v: 0.0 <= v <= 1.0, "--alpha must be in [0, 1]")
     flags.register_validator("fps", lambda v: v > 0, "--fps must be > 0")
     flags.register_validator(
@@ -276,7 +276,7 @@ def _run(argv: list[str]) -> None:
     try:
         items = collect_inputs(FLAGS.input, options.folders_as_videos)
         segmenter = load_segmenter(FLAGS.model, FLAGS.config)
-        segmenter.batch_size = max(1, min(segmenter.batch_size, FLAGS.batch_size))
+        segmenter.set_batch_size(FLAGS.batch_size)
         logging.info("segmenting %d input(s) with %s", len(items), segmenter)
         written = segment_all(segmenter, items, FLAGS.output_dir, options, FLAGS.batch_size)
     except (InputFileError, InputError, ModelLoadError, ConfigError, OSError) as e:

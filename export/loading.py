@@ -225,15 +225,22 @@ def _load_original(path: str, config_path: str | None) -> LoadedModel:
     return LoadedModel(config, segmenter, generator, f"original:{path}")
 
 
+def run_dir_keras(path: str, *, segmenter_alone: bool = False) -> str | None:
+    """The `.keras` file that stands for a trainer run folder: its final model, else (with
+    `segmenter_alone`, for inference) a segmenter saved on its own; None for neither."""
+    alone = ("final/segmenter.keras",) if segmenter_alone else ()
+    for candidate in ("final/model.keras", "model.keras", *alone):
+        if tf.io.gfile.exists(os.path.join(path, candidate)):
+            return os.path.join(path, candidate)
+    return None
+
+
 def load_model(model_path: str, config_path: str | None = None) -> LoadedModel:
     """Reads the segmenter (and the generator when the file has one) to export."""
     if not tf.io.gfile.exists(model_path) and not tf.io.gfile.glob(model_path + ".index"):
         raise ModelLoadError(f"model path not found: {model_path}")
-    if tf.io.gfile.isdir(model_path):
-        # A run folder: its final model when training finished, else its latest checkpoint.
-        for candidate in ("final/model.keras", "model.keras"):
-            if tf.io.gfile.exists(os.path.join(model_path, candidate)):
-                return _load_keras(os.path.join(model_path, candidate), config_path)
+    if tf.io.gfile.isdir(model_path) and (keras_path := run_dir_keras(model_path)):
+        return _load_keras(keras_path, config_path)  # else the run's latest checkpoint
     if model_path.endswith(".keras"):
         return _load_keras(model_path, config_path)
     if model_path.endswith(ORIGINAL_SUFFIXES):

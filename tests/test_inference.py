@@ -164,3 +164,14 @@ def test_original_checkpoint_with_another_k_is_refused_naming_both(parity_dir, t
 def test_missing_model_path(tmp_path):
     with pytest.raises(inference.ModelLoadError, match="not found"):
         inference.load_segmenter(str(tmp_path / "nothing.keras"))
+
+
+def test_batch_size_is_the_users_except_for_a_fixed_batch_model():
+    keras_segmenter = inference.Segmenter()
+    keras_segmenter.set_batch_size(64)
+    assert keras_segmenter.batch_size == 64  # not capped at the default 16
+    lite = object.__new__(inference.TFLiteSegmenter)
+    lite.set_batch_size(64)
+    assert lite.batch_size == 1
+    with pytest.raises(inference.InputError, match="at least 1"):
+        keras_segmenter.set_batch_size(0)
