@@ -125,7 +125,10 @@ def _check_matches_config(segmenter: SegmentationModule, config: dict[str, Any],
 
 def _load_keras(path: str, config_path: str | None) -> LoadedModel:
     with tempfile.TemporaryDirectory() as workdir:
-        model = keras.saving.load_model(_keras_without_vgg_download(path, workdir), compile=False)
+        try:
+            model = keras.saving.load_model(_keras_without_vgg_download(path, workdir), compile=False)
+        except zipfile.BadZipFile as e:  # truncated or not a .keras file at all
+            raise ModelLoadError(f"{path} is not a readable .keras file ({e})") from e
     if isinstance(model, CosegModel):
         segmenter, generator = model.segmenter, model.generator
     elif isinstance(model, SegmentationModule):

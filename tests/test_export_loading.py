@@ -166,6 +166,14 @@ def test_missing_model_path(tmp_path):
         loading.load_model(str(tmp_path / "nothing.keras"))
 
 
+@pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])
+def test_corrupt_keras_file_names_the_file(tmp_path, content):
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(loading.ModelLoadError, match="model.keras is not a readable .keras file"):
+        loading.load_model(str(path))
+
+
 def test_vgg_rewrite_only_touches_the_perceptual_loss():
     config = {
         "class_name": "CosegModel",
