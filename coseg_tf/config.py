@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
             "max_features": 512,
             "num_down_blocks": 2,
             "num_bottleneck_blocks": 6,
+            # Kernel of the first conv, whose features are warped when num_down_blocks is 0.
+            "first_kernel_size": 7,
             "estimate_visibility": True,
             # Stop the gradient through the target background in Eq. (4).
             "visibility_stop_gradient": True,

@@ -71,6 +71,7 @@ class ReconstructionModule(keras.Model):
         max_features: int = 512,
         num_down_blocks: int = 2,
         num_bottleneck_blocks: int = 6,
+        first_kernel_size: int = 7,
         estimate_visibility: bool = True,
         visibility_stop_gradient: bool = True,
         use_motion: bool = True,
@@ -84,6 +85,7 @@ class ReconstructionModule(keras.Model):
         self.max_features = max_features
         self.num_down_blocks = num_down_blocks
         self.num_bottleneck_blocks = num_bottleneck_blocks
+        self.first_kernel_size = first_kernel_size
         self.estimate_visibility = estimate_visibility
         self.visibility_stop_gradient = visibility_stop_gradient
         self.use_motion = use_motion
@@ -92,7 +94,7 @@ class ReconstructionModule(keras.Model):
         def width(level: int) -> int:
             return min(max_features, block_expansion * (2**level))
 
-        self.first = ConvBlock(block_expansion, 7, None, sync_batch_norm, name="first")
+        self.first = ConvBlock(block_expansion, first_kernel_size, None, sync_batch_norm, name="first")
         self.down_blocks = [
             ConvBlock(width(i + 1), 3, "down", sync_batch_norm, name=f"down_blocks_{i}")
             for i in range(num_down_blocks)
@@ -171,6 +173,7 @@ class ReconstructionModule(keras.Model):
             "max_features": self.max_features,
             "num_down_blocks": self.num_down_blocks,
             "num_bottleneck_blocks": self.num_bottleneck_blocks,
+            "first_kernel_size": self.first_kernel_size,
             "estimate_visibility": self.estimate_visibility,
             "visibility_stop_gradient": self.visibility_stop_gradient,
             "use_motion": self.use_motion,
