@@ -8,13 +8,16 @@
 3. segments every frame of the held-out (test) videos and reports the foreground IoU
    (paper Sec. 4.1: O = sum of the K part channels > 0.5 against the ground-truth mask),
 4. draws held-out frames with the predicted parts beside the ground-truth parts
-   (`<workdir>/heldout_parts.png`) and writes `<workdir>/results.json`.
+   (`<workdir>/heldout_parts.png`) and writes `<workdir>/results.json`,
+5. exports the trained model with `coseg-export` (`<workdir>/export`: a TF Serving
+   SavedModel and float32 TFLite models at the frame size, checked against Keras).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -43,6 +46,12 @@ def _define_flags() -> None:
     flags.DEFINE_multi_string("set", [], "Config overrides section.key=value, repeatable.")
     flags.DEFINE_integer("steps", None, "Cap on training steps (default: the config's epochs).")
     flags.DEFINE_integer("num_pictures", 8, "Held-out frames in the picture.")
+    flags.DEFINE_bool(
+        "export",
+        True,
+        "Export the trained model with coseg-export to <workdir>/export (SavedModel, float32 "
+        "TFLite at the frame size, agreement checks).",
+    )
 
 
 def generate_data(root: str, num_videos: int, num_frames: int, seed: int) -> str:
@@ -120,6 +129,31 @@ def write_picture(picks: list, path: str, num_segments: int, scale: int = 4) -> 
     return path
 
 
+def export_model(model_dir: str, output_dir: str, frame_size: int) -> bool:
+    """`coseg-export` of the run, as a user runs it; False (and its error shown) if it fails.
+
+    A separate process: the export defines its own flags, and a failed export must not lose
+    the training results already written.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "coseg_tf.export.main",
+        f"--model={model_dir}",
+        f"--output_dir={output_dir}",
+        "--version=1",
+        "--overwrite",
+        f"--tflite_size={frame_size}",
+        "--tflite_variants=float32",
+        "--part_swap_variants=float32",
+    ]
+    logging.info("exporting: %s", " ".join(command[1:]))
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        logging.error("coseg-export failed (exit %d):\n%s", done.returncode, done.stderr[-3000:])
+    return done.returncode == 0
+
+
 def _run(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -155,6 +189,12 @@ def _run(argv: list[str]) -> int:
     picture = write_picture(
         picks[::step][: FLAGS.num_pictures], os.path.join(workdir, "heldout_parts.png"), k
     )
+    export_dir = os.path.join(workdir, "export")
+    export_started = time.time()
+    exported = FLAGS.export and export_model(
+        options.model_dir, export_dir, config["dataset_params"]["frame_shape"][0]
+    )
+    export_seconds = time.time() - export_started
     results = {
         "foreground_iou": score,
         "heldout_videos": info["videos"],
@@ -163,7 +203,13 @@ def _run(argv: list[str]) -> int:
         "skipped_steps": result.skipped_steps,
         "final_losses": result.losses,
         "mixed_precision": precision,
-        "seconds": {"data": data_seconds, "training": train_seconds, "total": time.time() - started},
+        "seconds": {
+            "data": data_seconds,
+            "training": train_seconds,
+            "export": export_seconds,
+            "total": time.time() - started,
+        },
+        "export": export_dir if exported else None,
         "picture": picture,
         "model_dir": options.model_dir,
         "final_weights": result.final_dir,
@@ -182,6 +228,11 @@ def _run(argv: list[str]) -> int:
     print(f"picture:       {picture}  (frame | predicted parts | predicted part map | ground truth)")
     print(f"results:       {os.path.join(workdir, 'results.json')}")
     print(f"TensorBoard:   tensorboard --logdir {options.model_dir}/logs")
+    if exported:
+        print(f"export:        {export_dir}  (SavedModel coseg/1 for TF Serving, *.tflite, report)")
+    elif FLAGS.export:
+        print(f"export:        FAILED (error above); retry: coseg-export --model={options.model_dir}")
+        return 1
     return 0
 
 
