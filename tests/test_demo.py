@@ -20,3 +20,16 @@ def test_demo_trains_evaluates_draws_and_exports(tmp_path):
     assert (export / "coseg" / "1" / "saved_model.pb").is_file()
     assert list(export.glob("**/*.tflite"))
     assert json.loads((export / "export_report.json").read_text())["passed"] is True
+
+
+def test_demo_export_failure_keeps_the_results_and_exits_1(tmp_path):
+    workdir = tmp_path / "demo"
+    args = ["--workdir", str(workdir), "--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
+    args += ["--steps", "2", "--mixed_precision", "off"]
+    workdir.mkdir()
+    (workdir / "export").write_text("a file where the export folder goes")
+    done = run_module("coseg_tf.demo", args, timeout=600)
+    assert done.returncode == 1
+    assert "export:        FAILED" in done.stdout and "is not a directory" in done.stderr
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["export"] is None and results["steps"] == 2
