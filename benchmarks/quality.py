@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from absl import app, flags, logging
 
+from coseg_tf import config as config_lib
+
 FLAGS = flags.FLAGS
 VARIANT_RUNS = ["naive", "shift_only", "affine_only", "v_backprop", "full"]
 K_RUNS = ["full_k1", "full_k5", "full_k15"]
@@ -46,7 +48,7 @@ flags.DEFINE_integer("steps", None, "Training steps per run (default: the config
 flags.DEFINE_enum(
     "mixed_precision",
     "auto",
-    ["auto", "off", "mixed_bfloat16", "mixed_float16"],
+    list(config_lib.PRECISIONS),
     "Training precision of every run; auto (as the main job): mixed_bfloat16 on CPUs with native bf16.",
 )
 flags.DEFINE_integer("num_videos", 120, "Synthetic videos (a seeded 20% of identities held out).")

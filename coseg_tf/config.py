@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+# The --mixed_precision choices of every command that trains (see trainer.resolve_precision).
+PRECISIONS = ("auto", "off", "mixed_bfloat16", "mixed_float16")
 VARIANTS = ("naive", "shift_only", "affine_only", "v_backprop", "full")
 
 # Every key of the schema with its default. A value that is itself a dict is a section

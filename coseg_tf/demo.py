@@ -25,6 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import cli
+from coseg_tf import config as config_lib
 
 FLAGS = flags.FLAGS
 
@@ -40,7 +41,7 @@ def _define_flags() -> None:
     flags.DEFINE_enum(
         "mixed_precision",
         "auto",
-        ["auto", "off", "mixed_bfloat16", "mixed_float16"],
+        list(config_lib.PRECISIONS),
         "auto: mixed_bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), else off.",
     )
     flags.DEFINE_multi_string("set", [], "Config overrides section.key=value, repeatable.")

@@ -43,7 +43,7 @@ def _define_flags() -> None:
     flags.DEFINE_enum(
         "mixed_precision",
         "auto",
-        ["auto", "off", "mixed_bfloat16", "mixed_float16"],
+        list(config_lib.PRECISIONS),
         "Mixed precision of the conv layers (geometry and losses stay float32). auto: "
         "mixed_bfloat16 on a CPU with native bf16 (AVX512-BF16/AMX; 1.4-2.1x fewer s/step there), else off. "
         "mixed_float16 (GPUs) uses dynamic loss scaling.",
