@@ -114,11 +114,15 @@ def part_centroids(segmentation: np.ndarray, eps: float = CENTROID_EPS) -> np.nd
     return np.stack([x, y], axis=-1)
 
 
+class SplitOverlapError(ValueError):
+    """The regression's train and test splits share identities."""
+
+
 def check_disjoint_identities(train_identities: list[str], test_identities: list[str]) -> None:
     """Raises if an identity is in both splits: the regression must be scored on unseen identities."""
     shared = sorted(set(train_identities) & set(test_identities))
     if shared:
-        raise ValueError(
+        raise SplitOverlapError(
             f"{len(shared)} identities are in both the regression's train and test splits "
             f"(e.g. {shared[:3]}); the protocol scores on identities not fitted on"
         )

@@ -138,9 +138,12 @@ def _export(argv: list[str]) -> int:
     from coseg_tf.export import loading, samples, saved_model, tflite, verify
 
     from coseg_tf import config as config_lib
+    from coseg_tf.data import video_io
 
     if not FLAGS.model or not FLAGS.output_dir:
         raise app.UsageError("--model and --output_dir are required")
+    if video_io.exists(FLAGS.output_dir) and not video_io.isdir(FLAGS.output_dir):
+        raise FileExistsError(f"--output_dir {FLAGS.output_dir} exists and is not a directory")
     _check_choices(FLAGS.formats, ("saved_model", "tflite"), "formats")
     _check_choices(FLAGS.tflite_variants, tflite.SEGMENTER_VARIANTS, "tflite_variants")
     _check_choices(FLAGS.part_swap_variants, tflite.PART_SWAP_VARIANTS, "part_swap_variants")

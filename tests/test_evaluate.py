@@ -396,11 +396,31 @@ def test_command_refuses_pickles_without_the_flag(tmp_path):
     argv += [f"--train_landmarks={table}", f"--test_landmarks={table}", f"--output_dir={tmp_path / 'out'}"]
     result = _cli(argv)
     assert result.returncode != 0
-    assert "UnsafePickleError" in result.stderr and "--trust_pickles" in result.stderr
+    assert "coseg-eval: error:" in result.stderr and "--trust_pickles" in result.stderr
+    assert "Traceback" not in result.stderr
     # trusted: read, but a.png of both splits is one identity, which the regression refuses
     result = _cli(argv + ["--trust_pickles"])
     assert result.returncode != 0
-    assert "ValueError" in result.stderr and "identities are in both" in result.stderr
+    assert "coseg-eval: error: 1 identities are in both" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_command_names_the_bad_input_without_a_traceback(synthetic_root, tmp_path):
+    model_dir = tmp_path / "model"
+    write_tiny_model(model_dir)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    good = [f"--model={model_dir}", f"--data_dir={synthetic_root}", f"--output_dir={tmp_path / 'out'}"]
+    cases = {
+        "model path not found: /no/model": [good[1], good[2], "--model=/no/model"],
+        "/no/data is not a synthetic set": [good[0], good[2], "--data_dir=/no/data"],
+        f"File exists: '{a_file}'": [good[0], good[1], f"--output_dir={a_file}"],
+    }
+    for message, argv in cases.items():
+        result = _cli(argv)
+        assert result.returncode == 1, (message, result.stderr[-2000:])
+        assert "coseg-eval: error: " in result.stderr and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
 
 
 def test_exported_models_predict_like_the_keras_model(tmp_path):

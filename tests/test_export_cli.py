@@ -90,6 +90,12 @@ def test_input_errors_exit_2(exported, tmp_path):
     )
     assert result.returncode == 2
     assert "unknown ['int4']" in result.stderr
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    result = testing.run_export(["--model", exported["run"]["keras_path"], "--output_dir", str(a_file)])
+    assert result.returncode == 2
+    assert f"--output_dir {a_file} exists and is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_parse_size():
