@@ -89,6 +89,25 @@ def _run(argv: list[str]) -> int:
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required")
     logging.set_verbosity(logging.INFO)
+    from coseg_tf.data.video_io import DatasetError
+    from coseg_tf.pth_reader import UnsafeCheckpointError
+    from coseg_tf.weights import WeightImportError
+
+    try:
+        return _train()
+    except (
+        config_lib.ConfigError,
+        DatasetError,
+        WeightImportError,
+        UnsafeCheckpointError,
+        FileNotFoundError,
+    ) as e:
+        print(f"coseg-train: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _train() -> int:
+    """Trains as the flags say; returns the exit status (3: non-finite loss, 143: interrupted)."""
     from coseg_tf import trainer
 
     config = trainer.resolve_config(FLAGS.config, FLAGS.set, FLAGS.data_dir, FLAGS.variant)

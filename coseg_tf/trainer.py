@@ -341,6 +341,11 @@ def load_initial_weights(model: CosegModel, path: str) -> str:
                 break
         else:
             raise FileNotFoundError(f"--init_weights {path}: no checkpoint or final weights in it")
+    if not tf.io.gfile.exists(f"{path}.index"):
+        raise FileNotFoundError(
+            f"--init_weights {path}: not found (neither an original checkpoint, a folder, nor a "
+            f"checkpoint prefix with {path}.index)"
+        )
     status = tf.train.Checkpoint(model_variables=model_variables(model)).restore(path).expect_partial()
     status.assert_existing_objects_matched()
     return f"model weights from checkpoint {path}"

@@ -421,3 +421,28 @@ def test_sigterm_checkpoints_and_stops_then_resumes(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
     assert _trainer(tmp_path, config, steps_per_epoch=2).train().step == 4
+
+
+def test_command_names_bad_input_in_one_line_without_a_traceback(tmp_path):
+    from coseg_tf.data.synthetic import generate_synthetic_dataset
+
+    data_root = generate_synthetic_dataset(
+        str(tmp_path / "data"), num_videos=2, num_frames=4, size=SIZE, formats=("png",)
+    )["png"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    good = _train_command(tmp_path, data_root, steps=1)
+    cases = {
+        "no videos found for split 'train'": [a for a in good if not a.startswith("--data_dir")]
+        + [f"--data_dir={tmp_path / 'empty'}"],
+        f"--init_weights {tmp_path}/ckpt-600: not found": good + [f"--init_weights={tmp_path}/ckpt-600"],
+        "unknown config key 'train_params.no_such_key'": good + ["--set=train_params.no_such_key=1"],
+    }
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    for message, command in cases.items():
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        assert result.returncode == 2, (message, result.stderr[-3000:])
+        assert "coseg-train: error: " in result.stderr and message in result.stderr, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "model" / "checkpoints").exists() or not any(
+        (tmp_path / "model" / "checkpoints").glob("ckpt-*")
+    )
