@@ -204,8 +204,13 @@ def test_non_finite_steps_are_skipped_counted_and_stop_training(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-5")
 
 
+def _quiet_env(**extra):
+    """The environment of a command under test: TF logging quiet, no GPU."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **extra}
+
+
 def _run_python(code, env=None, timeout=240):
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    full_env = _quiet_env(**(env or {}))
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=REPO,
@@ -318,7 +323,7 @@ def test_multi_worker_on_loopback_trains_and_workers_agree(tmp_path):
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "TF_CONFIG": tf_config}
+        env = _quiet_env(TF_CONFIG=tf_config)
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-c", textwrap.dedent(code)],
@@ -348,6 +353,14 @@ def test_multi_worker_on_loopback_trains_and_workers_agree(tmp_path):
     assert not (tmp_path / "model" / "worker_scratch" / "worker_1").exists()
 
 
+def _synthetic_videos(tmp_path, num_videos):
+    from coseg_tf.data.synthetic import generate_synthetic_dataset
+
+    return generate_synthetic_dataset(
+        str(tmp_path / "data"), num_videos=num_videos, num_frames=4, size=SIZE, formats=("png",)
+    )["png"]
+
+
 def _train_command(tmp_path, data_root, steps):
     return [
         sys.executable,
@@ -368,12 +381,8 @@ def _train_command(tmp_path, data_root, steps):
 
 
 def test_training_killed_mid_run_resumes_to_the_same_step_count(tmp_path):
-    from coseg_tf.data.synthetic import generate_synthetic_dataset
-
-    data_root = generate_synthetic_dataset(
-        str(tmp_path / "data"), num_videos=4, num_frames=4, size=SIZE, formats=("png",)
-    )["png"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    data_root = _synthetic_videos(tmp_path, num_videos=4)
+    env = _quiet_env()
     command = _train_command(tmp_path, data_root, steps=10)
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -424,12 +433,8 @@ def test_sigterm_checkpoints_and_stops_then_resumes(tmp_path):
 
 
 def test_command_names_bad_input_in_one_line_without_a_traceback(tmp_path):
-    from coseg_tf.data.synthetic import generate_synthetic_dataset
-
-    data_root = generate_synthetic_dataset(
-        str(tmp_path / "data"), num_videos=2, num_frames=4, size=SIZE, formats=("png",)
-    )["png"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    data_root = _synthetic_videos(tmp_path, num_videos=2)
+    env = _quiet_env()
     good = _train_command(tmp_path, data_root, steps=1)
     cases = {
         "no videos found for split 'train'": [a for a in good if not a.startswith("--data_dir")]
