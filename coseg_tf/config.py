@@ -85,10 +85,6 @@ DEFAULTS: dict[str, Any] = {
         # Training stops after this many consecutive steps with a non-finite loss or gradient
         # (each is skipped: no update applied).
         "max_nonfinite_steps": 20,
-        # The segmenter trains at `factor` x lr_segmentation for its first `epochs` epochs
-        # (the milestones still apply): a fast-learning segmenter gives one channel every
-        # foreground pixel before the parts' motions differ, and the other channels die.
-        "segmentation_warmup": {"epochs": 0, "factor": 1.0},
     },
     "visualizer_params": {"kp_size": 5, "draw_border": True, "colormap": "gist_rainbow"},
 }
@@ -156,11 +152,6 @@ def _validate(config: dict[str, Any]) -> None:
     shape = config["dataset_params"]["frame_shape"]
     if len(shape) != 3 or shape[2] != 3:
         raise ConfigError(f"dataset_params.frame_shape must be [height, width, 3], got {shape!r}")
-    warmup = config["train_params"]["segmentation_warmup"]
-    if not (isinstance(warmup["epochs"], int) and warmup["epochs"] >= 0 and float(warmup["factor"]) > 0):
-        raise ConfigError(
-            f"train_params.segmentation_warmup needs epochs >= 0 (an int) and factor > 0, got {warmup!r}"
-        )
     n_perceptual = len(config["train_params"]["loss_weights"]["perceptual"])
     if n_perceptual != 5:
         raise ConfigError(

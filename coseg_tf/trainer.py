@@ -175,18 +175,9 @@ def apply_mixed_precision(model: CosegModel, policy: str) -> None:
             layer.dtype_policy = policy
 
 
-def learning_rate(
-    base: float,
-    epoch: int,
-    milestones: list[int] | tuple[int, ...],
-    warmup: Mapping[str, Any] | None = None,
-) -> float:
-    """MultiStepLR: base x 0.1 for every milestone <= epoch (epochs counted from 0), times
-    `warmup["factor"]` while epoch < `warmup["epochs"]`."""
-    lr = float(base) * MILESTONE_DECAY ** sum(1 for m in milestones if epoch >= int(m))
-    if warmup and epoch < int(warmup["epochs"]):
-        lr *= float(warmup["factor"])
-    return lr
+def learning_rate(base: float, epoch: int, milestones: list[int] | tuple[int, ...]) -> float:
+    """MultiStepLR: base x 0.1 for every milestone <= epoch (epochs counted from 0)."""
+    return float(base) * MILESTONE_DECAY ** sum(1 for m in milestones if epoch >= int(m))
 
 
 def global_transform(
@@ -632,11 +623,7 @@ class Trainer:
 
     def _set_learning_rates(self, epoch: int) -> list[float]:
         milestones = list(self.train_params["epoch_milestones"] or [])
-        segmenter, generator = self.base_lrs
-        lrs = [
-            learning_rate(segmenter, epoch, milestones, self.train_params["segmentation_warmup"]),
-            learning_rate(generator, epoch, milestones),
-        ]
+        lrs = [learning_rate(base, epoch, milestones) for base in self.base_lrs]
         for optimizer, lr in zip(self.optimizers, lrs, strict=True):
             optimizer.learning_rate = lr
         return lrs

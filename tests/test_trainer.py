@@ -121,31 +121,22 @@ def test_learning_rate_steps_down_at_the_milestones():
     assert trainer_lib.learning_rate(1.0, 0, [2, 4]) == 1.0
     assert trainer_lib.learning_rate(1.0, 2, [2, 4]) == pytest.approx(0.1)
     assert trainer_lib.learning_rate(1.0, 5, [2, 4]) == pytest.approx(0.01)
-    warmup = {"epochs": 2, "factor": 0.2}
-    assert trainer_lib.learning_rate(1.0, 1, [2], warmup) == pytest.approx(0.2)
-    assert trainer_lib.learning_rate(1.0, 2, [2], warmup) == pytest.approx(0.1)
-    assert trainer_lib.learning_rate(1.0, 1, [1], warmup) == pytest.approx(0.02)
 
 
 def test_one_optimiser_per_module_with_the_configured_settings(tmp_path):
     config = _config(
         "train_params.lr_segmentation=1.0e-4",
         "train_params.adam_betas=[0.5, 0.9]",
-        "train_params.epoch_milestones=[2]",
-        "train_params.segmentation_warmup={epochs: 1, factor: 0.5}",
-        "train_params.num_epochs=3",
+        "train_params.epoch_milestones=[1]",
+        "train_params.num_epochs=2",
     )
     trainer = _trainer(tmp_path, config, steps_per_epoch=1, max_epochs=1)
     segmenter_opt, generator_opt = trainer.optimizers
     assert segmenter_opt.beta_1 == 0.5 and segmenter_opt.beta_2 == 0.9
-    trainer.train()  # epoch 0: the segmenter's warm-up, not the generator's
-    assert float(segmenter_opt.learning_rate.numpy()) == pytest.approx(0.5e-4)
-    assert float(generator_opt.learning_rate.numpy()) == pytest.approx(2.0e-3)
-    trainer.options.max_epochs = 2
-    trainer.train()  # epoch 1: the configured rates
+    trainer.train()
     assert float(segmenter_opt.learning_rate.numpy()) == pytest.approx(1.0e-4)
     trainer.options.max_epochs = None
-    trainer.train()  # epoch 2: after the milestone
+    trainer.train()  # epoch 1: after the milestone
     assert float(segmenter_opt.learning_rate.numpy()) == pytest.approx(1.0e-5)
     assert float(generator_opt.learning_rate.numpy()) == pytest.approx(2.0e-4)
 
