@@ -8,13 +8,16 @@ import sys
 from collections.abc import Sequence
 
 
+def quiet_env(**extra: str) -> dict[str, str]:
+    """The environment of a command under test: TF logging quiet, no GPU, plus `extra`."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **extra}
+
+
 def run_module(module: str, args: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m MODULE ARGS` with TF logging quiet and no GPU; output captured as text.
 
     A fresh process sees the command exactly as the console script runs it: its own absl
     flags, its own exit code, nothing left over from the test process.
     """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=quiet_env())

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from coseg_tf import config as config_lib
 from coseg_tf import trainer as trainer_lib
+from coseg_tf.testing import quiet_env, run_module
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -204,13 +205,8 @@ def test_non_finite_steps_are_skipped_counted_and_stop_training(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-5")
 
 
-def _quiet_env(**extra):
-    """The environment of a command under test: TF logging quiet, no GPU."""
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **extra}
-
-
 def _run_python(code, env=None, timeout=240):
-    full_env = _quiet_env(**(env or {}))
+    full_env = quiet_env(**(env or {}))
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=REPO,
@@ -323,7 +319,7 @@ def test_multi_worker_on_loopback_trains_and_workers_agree(tmp_path):
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = _quiet_env(TF_CONFIG=tf_config)
+        env = quiet_env(TF_CONFIG=tf_config)
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-c", textwrap.dedent(code)],
@@ -361,11 +357,8 @@ def _synthetic_videos(tmp_path, num_videos):
     )["png"]
 
 
-def _train_command(tmp_path, data_root, steps):
+def _train_args(tmp_path, data_root, steps):
     return [
-        sys.executable,
-        "-m",
-        "coseg_tf.train",
         "--config=tiny",
         f"--data_dir={data_root}",
         f"--model_dir={tmp_path / 'model'}",
@@ -382,8 +375,8 @@ def _train_command(tmp_path, data_root, steps):
 
 def test_training_killed_mid_run_resumes_to_the_same_step_count(tmp_path):
     data_root = _synthetic_videos(tmp_path, num_videos=4)
-    env = _quiet_env()
-    command = _train_command(tmp_path, data_root, steps=10)
+    env = quiet_env()
+    command = [sys.executable, "-m", "coseg_tf.train", *_train_args(tmp_path, data_root, steps=10)]
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -434,8 +427,7 @@ def test_sigterm_checkpoints_and_stops_then_resumes(tmp_path):
 
 def test_command_names_bad_input_in_one_line_without_a_traceback(tmp_path):
     data_root = _synthetic_videos(tmp_path, num_videos=2)
-    env = _quiet_env()
-    good = _train_command(tmp_path, data_root, steps=1)
+    good = _train_args(tmp_path, data_root, steps=1)
     cases = {
         "no videos found for split 'train'": [a for a in good if not a.startswith("--data_dir")]
         + [f"--data_dir={tmp_path / 'empty'}"],
@@ -443,8 +435,8 @@ def test_command_names_bad_input_in_one_line_without_a_traceback(tmp_path):
         "unknown config key 'train_params.no_such_key'": good + ["--set=train_params.no_such_key=1"],
     }
     (tmp_path / "empty" / "train").mkdir(parents=True)
-    for message, command in cases.items():
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    for message, args in cases.items():
+        result = run_module("coseg_tf.train", args, timeout=240)
         assert result.returncode == 2, (message, result.stderr[-3000:])
         assert "coseg-train: error: " in result.stderr and message in result.stderr, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
