@@ -85,6 +85,13 @@ DEFAULTS: dict[str, Any] = {
         # Training stops after this many consecutive steps with a non-finite loss or gradient
         # (each is skipped: no update applied).
         "max_nonfinite_steps": 20,
+        # Stage 1 of two: the segmenter trains at `factor` x lr_segmentation for the first
+        # `epochs` epochs (the milestones still apply); then both optimisers restart (Adam's
+        # moments and step counts zeroed), as a new run from the warm-up's weights: the
+        # paper's start from a pretrained keypoint detector. A fast-learning segmenter from
+        # scratch gives one channel every foreground pixel before the parts' motions differ,
+        # and the other channels die; keeping Adam's state across the switch lost the parts.
+        "segmentation_warmup": {"epochs": 0, "factor": 1.0},
     },
     "visualizer_params": {"kp_size": 5, "draw_border": True, "colormap": "gist_rainbow"},
 }
@@ -152,6 +159,11 @@ def _validate(config: dict[str, Any]) -> None:
     shape = config["dataset_params"]["frame_shape"]
     if len(shape) != 3 or shape[2] != 3:
         raise ConfigError(f"dataset_params.frame_shape must be [height, width, 3], got {shape!r}")
+    warmup = config["train_params"]["segmentation_warmup"]
+    if not (isinstance(warmup["epochs"], int) and warmup["epochs"] >= 0 and float(warmup["factor"]) > 0):
+        raise ConfigError(
+            f"train_params.segmentation_warmup needs epochs >= 0 (an int) and factor > 0, got {warmup!r}"
+        )
     n_perceptual = len(config["train_params"]["loss_weights"]["perceptual"])
     if n_perceptual != 5:
         raise ConfigError(

@@ -4,6 +4,8 @@ The paper's optimisation (Sup. Mat. A): Adam, one optimiser per module as the or
 (segmentation and reconstruction modules, each with its own learning rate, betas
 (0.5, 0.999)), learning rates x0.1 at the epoch milestones (the original's MultiStepLR),
 objective = sum of the model's weighted loss terms (perceptual Eq. 6 + equivariance).
+An optional segmentation warm-up (`train_params.segmentation_warmup`) slows the segmenter for
+the first epochs, then restarts both optimisers: a two-stage run in one command.
 
 Distribution. Every replica computes its loss terms as means over its own part of the global
 batch, so the objective of the global batch is the mean over replicas: each replica takes
@@ -175,9 +177,27 @@ def apply_mixed_precision(model: CosegModel, policy: str) -> None:
             layer.dtype_policy = policy
 
 
-def learning_rate(base: float, epoch: int, milestones: list[int] | tuple[int, ...]) -> float:
-    """MultiStepLR: base x 0.1 for every milestone <= epoch (epochs counted from 0)."""
-    return float(base) * MILESTONE_DECAY ** sum(1 for m in milestones if epoch >= int(m))
+def learning_rate(
+    base: float,
+    epoch: int,
+    milestones: list[int] | tuple[int, ...],
+    warmup: Mapping[str, Any] | None = None,
+) -> float:
+    """MultiStepLR: base x 0.1 for every milestone <= epoch (epochs counted from 0), times
+    `warmup["factor"]` while epoch < `warmup["epochs"]`."""
+    lr = float(base) * MILESTONE_DECAY ** sum(1 for m in milestones if epoch >= int(m))
+    if warmup and epoch < int(warmup["epochs"]):
+        lr *= float(warmup["factor"])
+    return lr
+
+
+def restart_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
+    """Zeroes an optimiser's step count and slots (Adam's moments), keeping its learning rate:
+    the state of a freshly built optimiser (a loss-scale wrapper keeps its scale)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    for variable in inner.variables:
+        if variable.path != inner.learning_rate.path:
+            variable.assign(tf.zeros_like(variable))
 
 
 def global_transform(
@@ -623,10 +643,26 @@ class Trainer:
 
     def _set_learning_rates(self, epoch: int) -> list[float]:
         milestones = list(self.train_params["epoch_milestones"] or [])
-        lrs = [learning_rate(base, epoch, milestones) for base in self.base_lrs]
+        segmenter, generator = self.base_lrs
+        lrs = [
+            learning_rate(segmenter, epoch, milestones, self.train_params["segmentation_warmup"]),
+            learning_rate(generator, epoch, milestones),
+        ]
         for optimizer, lr in zip(self.optimizers, lrs, strict=True):
             optimizer.learning_rate = lr
         return lrs
+
+    def _end_warmup_if_due(self, epoch: int) -> None:
+        """At the first step after the segmentation warm-up, both optimisers restart.
+
+        A checkpoint written at the end of the warm-up holds the warm-up's optimiser state, so
+        resuming from it restarts them here too; one written later holds the restarted state.
+        """
+        warmup_epochs = int(self.train_params["segmentation_warmup"]["epochs"])
+        if warmup_epochs and epoch == warmup_epochs and int(self.step_in_epoch.numpy()) == 0:
+            for optimizer in self.optimizers:
+                restart_optimizer(optimizer)
+            logging.info("segmentation warm-up done after %d epochs: optimisers restarted", warmup_epochs)
 
     def _distributed_epoch(self, epoch: int, skip: int):
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -705,6 +741,7 @@ class Trainer:
         try:
             while step < total_steps and int(self.epoch.numpy()) < num_epochs:
                 epoch = int(self.epoch.numpy())
+                self._end_warmup_if_due(epoch)
                 lrs = self._set_learning_rates(epoch)
                 iterator = self._distributed_epoch(epoch, int(self.step_in_epoch.numpy()))
                 last_checkpoint, last_losses, stopped = self._run_epoch(
@@ -885,5 +922,6 @@ __all__ = [
     "apply_mixed_precision",
     "learning_rate",
     "make_strategy",
+    "restart_optimizer",
     "train",
 ]

@@ -69,3 +69,10 @@ def test_bad_variant_and_missing_file():
         cfg.build_config({"model_params": {"variant": "fancy"}})
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         cfg.load_config("nope.yaml")
+
+
+def test_segmentation_warmup_is_checked():
+    assert cfg.build_config({})["train_params"]["segmentation_warmup"] == {"epochs": 0, "factor": 1.0}
+    for bad in ({"epochs": -1}, {"epochs": 1.5}, {"factor": 0}):
+        with pytest.raises(cfg.ConfigError, match="segmentation_warmup"):
+            cfg.build_config({"train_params": {"segmentation_warmup": bad}})

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -122,24 +123,69 @@ def test_learning_rate_steps_down_at_the_milestones():
     assert trainer_lib.learning_rate(1.0, 0, [2, 4]) == 1.0
     assert trainer_lib.learning_rate(1.0, 2, [2, 4]) == pytest.approx(0.1)
     assert trainer_lib.learning_rate(1.0, 5, [2, 4]) == pytest.approx(0.01)
+    warmup = {"epochs": 2, "factor": 0.2}
+    assert trainer_lib.learning_rate(1.0, 1, [2], warmup) == pytest.approx(0.2)
+    assert trainer_lib.learning_rate(1.0, 2, [2], warmup) == pytest.approx(0.1)
+    assert trainer_lib.learning_rate(1.0, 1, [1], warmup) == pytest.approx(0.02)
 
 
 def test_one_optimiser_per_module_with_the_configured_settings(tmp_path):
     config = _config(
         "train_params.lr_segmentation=1.0e-4",
         "train_params.adam_betas=[0.5, 0.9]",
-        "train_params.epoch_milestones=[1]",
-        "train_params.num_epochs=2",
+        "train_params.epoch_milestones=[2]",
+        "train_params.segmentation_warmup={epochs: 1, factor: 0.5}",
+        "train_params.num_epochs=3",
     )
     trainer = _trainer(tmp_path, config, steps_per_epoch=1, max_epochs=1)
     segmenter_opt, generator_opt = trainer.optimizers
     assert segmenter_opt.beta_1 == 0.5 and segmenter_opt.beta_2 == 0.9
-    trainer.train()
+    trainer.train()  # epoch 0: the segmenter's warm-up, not the generator's
+    assert float(segmenter_opt.learning_rate.numpy()) == pytest.approx(0.5e-4)
+    assert float(generator_opt.learning_rate.numpy()) == pytest.approx(2.0e-3)
+    trainer.options.max_epochs = 2
+    trainer.train()  # epoch 1: the configured rates
     assert float(segmenter_opt.learning_rate.numpy()) == pytest.approx(1.0e-4)
     trainer.options.max_epochs = None
-    trainer.train()  # epoch 1: after the milestone
+    trainer.train()  # epoch 2: after the milestone
     assert float(segmenter_opt.learning_rate.numpy()) == pytest.approx(1.0e-5)
     assert float(generator_opt.learning_rate.numpy()) == pytest.approx(2.0e-4)
+
+
+@pytest.mark.parametrize("loss_scale", [False, True])
+def test_restart_optimizer_zeroes_steps_and_moments_and_keeps_the_rate(loss_scale):
+    weights = [tf.Variable(tf.ones((3,)))]
+    optimizer = keras.optimizers.Adam(1e-3)
+    if loss_scale:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(weights)
+    optimizer.apply([tf.ones((3,))], weights)
+    optimizer.learning_rate = 5e-4
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    assert int(inner.iterations.numpy()) == 1 and np.any(inner.variables[-1].numpy() != 0)
+    trainer_lib.restart_optimizer(optimizer)
+    rest = [v.numpy() for v in inner.variables if v.name != "learning_rate"]
+    assert len(rest) == 3 and all(np.all(v == 0) for v in rest)
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(5e-4)
+
+
+def test_warmup_end_restarts_both_optimisers_also_on_resume(tmp_path):
+    """Adam starts afresh after the warm-up, also when resumed from the checkpoint written at
+    the warm-up's end; a resume later on keeps the restarted state."""
+    config = _config("train_params.segmentation_warmup={epochs: 1, factor: 0.5}", "train_params.num_epochs=3")
+
+    def iterations(trainer):
+        return [int(o.iterations.numpy()) for o in trainer.optimizers]
+
+    warm = _trainer(tmp_path, config, steps_per_epoch=2, max_epochs=1)
+    warm.train()
+    assert iterations(warm) == [2, 2]
+    resumed = _trainer(tmp_path, config, steps_per_epoch=2, max_steps=3)
+    resumed.train()  # from step 2, the warm-up's end: restart, then one step
+    assert iterations(resumed) == [1, 1]
+    later = _trainer(tmp_path, config, steps_per_epoch=2, max_steps=4)
+    later.train()  # from step 3, inside epoch 1: no second restart
+    assert iterations(later) == [2, 2]
 
 
 def test_resume_continues_exactly_where_training_stopped(tmp_path):
