@@ -8,6 +8,18 @@ from typing import Any
 
 from absl import app, flags
 
+# Exit statuses shared by the commands (beyond 0): the work ran but a check failed (an
+# export below its agreement threshold); bad input (a flag value, a file, a config, a
+# checkpoint), reported in one line that names it.
+CHECK_FAILED = 1
+BAD_INPUT = 2
+
+
+def bad_input(command: str, error: BaseException) -> int:
+    """Prints `<command>: error: <error>` to stderr; returns `BAD_INPUT` for `sys.exit`."""
+    print(f"{command}: error: {error}", file=sys.stderr)
+    return BAD_INPUT
+
 
 def run(main: Callable[[list[str]], Any], define_flags: Callable[[], None]) -> None:
     """Defines the command's flags, makes them the program's key flags, and runs `main`.

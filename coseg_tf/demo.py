@@ -233,7 +233,7 @@ def _run(argv: list[str]) -> int:
         print(f"export:        {export_dir}  (SavedModel coseg/1 for TF Serving, *.tflite, report)")
     elif FLAGS.export:
         print(f"export:        FAILED (error above); retry: coseg-export --model={options.model_dir}")
-        return 1
+        return cli.CHECK_FAILED
     return 0
 
 

@@ -102,8 +102,7 @@ def _run(argv: list[str]) -> int:
         UnsafeCheckpointError,
         FileNotFoundError,
     ) as e:
-        print(f"coseg-train: error: {e}", file=sys.stderr)
-        return 2
+        return cli.bad_input("coseg-train", e)
 
 
 def _train() -> int:

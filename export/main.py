@@ -249,7 +249,7 @@ def _export(argv: list[str]) -> int:
     failed = [c.artifact for c in checks if not c.passed]
     if failed:
         print(f"FAILED: {', '.join(failed)} below threshold", file=sys.stderr)
-        return 1
+        return cli.CHECK_FAILED
     return 0
 
 
@@ -299,11 +299,10 @@ def _run(argv: list[str]) -> None:
         FileExistsError,
         FileNotFoundError,
     ) as e:
-        print(f"coseg-export: {e}", file=sys.stderr)
-        status = 2
+        status = cli.bad_input("coseg-export", e)
     except ConversionError as e:
-        print(f"coseg-export: {e}", file=sys.stderr)
-        status = 1
+        print(f"coseg-export: error: {e}", file=sys.stderr)
+        status = cli.CHECK_FAILED
     sys.exit(status)
 
 

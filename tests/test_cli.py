@@ -4,6 +4,8 @@ import importlib
 
 from absl import flags
 
+from coseg_tf import cli
+
 COMMANDS = [
     "coseg_tf.data.prepare",
     "coseg_tf.data.make_synthetic",
@@ -25,3 +27,9 @@ def test_importing_every_command_defines_no_flags():
         if flags.FLAGS.find_module_defining_flag(name, "").startswith(("coseg_tf", "__main__"))
     }
     assert ours == set()  # so one process can import every command
+
+
+def test_bad_input_names_the_command_and_the_error(capsys):
+    status = cli.bad_input("coseg-eval", FileNotFoundError("model path not found: /no/model"))
+    assert status == cli.BAD_INPUT == 2
+    assert capsys.readouterr().err == "coseg-eval: error: model path not found: /no/model\n"

@@ -418,7 +418,7 @@ def test_command_names_the_bad_input_without_a_traceback(synthetic_root, tmp_pat
     }
     for message, argv in cases.items():
         result = _cli(argv)
-        assert result.returncode == 1, (message, result.stderr[-2000:])
+        assert result.returncode == 2, (message, result.stderr[-2000:])
         assert "coseg-eval: error: " in result.stderr and message in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
 

@@ -90,8 +90,8 @@ def test_an_unreadable_image_is_named(run, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     result = _cli(["--model", run["run_dir"], "--input", str(bad), "--output_dir", str(tmp_path / "o")])
-    assert result.returncode == 1
-    assert f"cannot decode image {bad}" in result.stderr
+    assert result.returncode == 2
+    assert f"coseg-segment: error: cannot decode image {bad}" in result.stderr
 
 
 def test_bad_flags_and_help():

@@ -291,4 +291,4 @@ def test_coseg_swap_keeps_the_targets_frame_count_and_rate(run, tmp_path):
     bad = _cli(
         ["--model", run["run_dir"], "--source", source, "--target", target, "--parts=1,9", "--output", output]
     )
-    assert bad.returncode != 0 and "ids 0..4" in bad.stderr, bad.stderr[-2000:]
+    assert bad.returncode == 2 and "coseg-swap: error: part id 9" in bad.stderr, bad.stderr[-2000:]
