@@ -262,6 +262,24 @@ def write_picture(reports: dict[str, dict[str, Any]], path: str) -> str | None:
     return path
 
 
+def schedule(data_root: str) -> str:
+    """The config's optimisation schedule, as the report states it."""
+    from coseg_tf.trainer import resolve_config
+
+    train = resolve_config(FLAGS.config, [], os.path.join(data_root, "png"), None)["train_params"]
+    text = (
+        f"learning rates {train['lr_segmentation']:g} (segmenter) and {train['lr_reconstruction']:g} "
+        f"(generator), x0.1 at epoch milestones {train['epoch_milestones']}, batch {train['batch_size']}"
+    )
+    warmup = train["segmentation_warmup"]
+    if warmup["epochs"]:
+        text += (
+            f"; segmenter warm-up: x{warmup['factor']:g} for the first {warmup['epochs']} epochs, "
+            "then both optimisers restart"
+        )
+    return text
+
+
 def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
     from coseg_tf.trainer import resolve_precision
 
@@ -298,7 +316,8 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
         f"- Training: config `{FLAGS.config}` with the run's variant and K, seed {FLAGS.seed}, "
         f"precision {FLAGS.mixed_precision} ({resolve_precision(FLAGS.mixed_precision)} here), budget "
         f"{'the config schedule' if FLAGS.steps is None else f'{FLAGS.steps} steps'} "
-        f"(steps done: {sorted(learned_steps) if learned_steps else 'no learned run yet'}).",
+        f"(steps done: {sorted(learned_steps) if learned_steps else 'no learned run yet'}); "
+        f"{schedule(data_root)}.",
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
         "",
         "## Table 1(b): variants (K = 10)",

@@ -395,12 +395,12 @@ def test_command_refuses_pickles_without_the_flag(tmp_path):
     argv = ["--model=kmeans", "--data_format=original", f"--data_dir={tmp_path}"]
     argv += [f"--train_landmarks={table}", f"--test_landmarks={table}", f"--output_dir={tmp_path / 'out'}"]
     result = _cli(argv)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "coseg-eval: error:" in result.stderr and "--trust_pickles" in result.stderr
     assert "Traceback" not in result.stderr
     # trusted: read, but a.png of both splits is one identity, which the regression refuses
     result = _cli(argv + ["--trust_pickles"])
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "coseg-eval: error: 1 identities are in both" in result.stderr
     assert "Traceback" not in result.stderr
 
