@@ -8,17 +8,17 @@ from typing import Any
 
 from absl import app, flags
 
-# Exit statuses shared by the commands (beyond 0): the work ran but a check failed (an
-# export below its agreement threshold); bad input (a flag value, a file, a config, a
-# checkpoint), reported in one line that names it.
+# Exit statuses shared by the commands (beyond 0): the work ran but did not pass (an export
+# below its agreement threshold, a model that would not convert); bad input (a flag value,
+# a file, a config, a checkpoint), reported in one line that names it.
 CHECK_FAILED = 1
 BAD_INPUT = 2
 
 
-def bad_input(command: str, error: BaseException) -> int:
-    """Prints `<command>: error: <error>` to stderr; returns `BAD_INPUT` for `sys.exit`."""
+def report_error(command: str, error: BaseException, status: int = BAD_INPUT) -> int:
+    """Prints `<command>: error: <error>` to stderr; returns `status` for `sys.exit`."""
     print(f"{command}: error: {error}", file=sys.stderr)
-    return BAD_INPUT
+    return status
 
 
 def run(main: Callable[[list[str]], Any], define_flags: Callable[[], None]) -> None:

@@ -514,7 +514,7 @@ def _run(argv: list[str]) -> None:
         InputError,
         OSError,
     ) as e:
-        sys.exit(cli.bad_input("coseg-eval", e))
+        sys.exit(cli.report_error("coseg-eval", e))
     picture = write_picture(results, segmenter.num_segments, os.path.join(FLAGS.output_dir, "parts.png"))
     report = {
         "command": " ".join(["coseg-eval", *sys.argv[1:]]),

@@ -280,7 +280,7 @@ def _run(argv: list[str]) -> None:
         logging.info("segmenting %d input(s) with %s", len(items), segmenter)
         written = segment_all(segmenter, items, FLAGS.output_dir, options, FLAGS.batch_size)
     except (InputFileError, InputError, ModelLoadError, ConfigError, OSError) as e:
-        sys.exit(cli.bad_input("coseg-segment", e))
+        sys.exit(cli.report_error("coseg-segment", e))
     print(
         f"{len(items)} input(s), K = {segmenter.num_segments} parts; "
         f"wrote {len(written)} output(s) to {FLAGS.output_dir}"

@@ -186,7 +186,7 @@ def _run(argv: list[str]) -> None:
         logging.info("part swap with %s", swapper.segmenter)
         info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
     except (InputFileError, InputError, ModelLoadError, ConfigError, OSError) as e:
-        sys.exit(cli.bad_input("coseg-swap", e))
+        sys.exit(cli.report_error("coseg-swap", e))
     height, width = info["size"]
     print(f"wrote {info['path']}: {info['frames']} frames at {info['fps']:g} fps, {width}x{height}")
 

@@ -102,7 +102,7 @@ def _run(argv: list[str]) -> int:
         UnsafeCheckpointError,
         FileNotFoundError,
     ) as e:
-        return cli.bad_input("coseg-train", e)
+        return cli.report_error("coseg-train", e)
 
 
 def _train() -> int:

@@ -290,7 +290,7 @@ def _run(argv: list[str]) -> None:
         status = _export(argv)
     except app.UsageError as e:
         print(f"coseg-export: {e} (see --helpfull)", file=sys.stderr)
-        status = 2
+        status = cli.BAD_INPUT
     except (
         ModelLoadError,
         NoSamplesError,
@@ -299,10 +299,9 @@ def _run(argv: list[str]) -> None:
         FileExistsError,
         FileNotFoundError,
     ) as e:
-        status = cli.bad_input("coseg-export", e)
+        status = cli.report_error("coseg-export", e)
     except ConversionError as e:
-        print(f"coseg-export: error: {e}", file=sys.stderr)
-        status = cli.CHECK_FAILED
+        status = cli.report_error("coseg-export", e, cli.CHECK_FAILED)
     sys.exit(status)
 
 

@@ -29,7 +29,9 @@ def test_importing_every_command_defines_no_flags():
     assert ours == set()  # so one process can import every command
 
 
-def test_bad_input_names_the_command_and_the_error(capsys):
-    status = cli.bad_input("coseg-eval", FileNotFoundError("model path not found: /no/model"))
+def test_report_error_names_the_command_and_the_error(capsys):
+    status = cli.report_error("coseg-eval", FileNotFoundError("model path not found: /no/model"))
     assert status == cli.BAD_INPUT == 2
     assert capsys.readouterr().err == "coseg-eval: error: model path not found: /no/model\n"
+    assert cli.report_error("coseg-export", ValueError("x"), cli.CHECK_FAILED) == 1
+    assert capsys.readouterr().err == "coseg-export: error: x\n"
