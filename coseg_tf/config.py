@@ -90,7 +90,8 @@ DEFAULTS: dict[str, Any] = {
         # moments and step counts zeroed), as a new run from the warm-up's weights: the
         # paper's start from a pretrained keypoint detector. A fast-learning segmenter from
         # scratch gives one channel every foreground pixel before the parts' motions differ,
-        # and the other channels die; keeping Adam's state across the switch lost the parts.
+        # and the other channels die; keeping Adam's state across the switch lost more of them
+        # (synthetic, one run each: foreground NMI 0.062 against 0.251 with the restart).
         "segmentation_warmup": {"epochs": 0, "factor": 1.0},
     },
     "visualizer_params": {"kp_size": 5, "draw_border": True, "colormap": "gist_rainbow"},
