@@ -9,7 +9,9 @@ segmentation bilinearly resized to it):
   paper's figure (sum over landmarks and coordinates of the MAE, pixels at 256x256) and a
   normalised mean error;
 - foreground IoU: sum of the K part maps > 0.5 against the ground-truth mask (mean over
-  test images, and pooled over all their pixels);
+  test images, and pooled over all their pixels), with the pooled precision (1 - the
+  paper's "false fg" share), recall, and the share of false fg within 1 px of the true mask
+  (a boundary halo rather than background leaking into the parts);
 - part NMI and ARI against ground-truth part labels, pooled over the test images' pixels:
   over all pixels (labels = argmax of the K+1 maps, background included) and over the
   ground-truth foreground only (argmax of the K part maps).
@@ -182,7 +184,9 @@ class EvalSettings:
 class _SplitOutputs:
     centroids: np.ndarray  # [N, K, 2]
     ious: list[float] = dataclasses.field(default_factory=list)
-    iou_counts: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2, np.int64))
+    iou_counts: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(len(metrics_lib.FOREGROUND_COUNTS), np.int64)
+    )
     table_all: np.ndarray | None = None
     table_foreground: np.ndarray | None = None
     mask_heights: list[float] = dataclasses.field(default_factory=list)
@@ -215,10 +219,7 @@ def _run_split(
                 ).tolist()
             )
             predicted_fg = maps[..., 1:].sum(-1) > settings.iou_threshold
-            out.iou_counts += [
-                np.logical_and(predicted_fg, batch.masks).sum(),
-                np.logical_or(predicted_fg, batch.masks).sum(),
-            ]
+            out.iou_counts += metrics_lib.foreground_counts(predicted_fg, batch.masks)
             out.mask_heights.extend(metrics_lib.mask_height(batch.masks).tolist())
         if batch.labels is not None:
             labels = maps.argmax(-1)
@@ -316,11 +317,17 @@ def evaluate(
         results["_predictions"] = predictions
     results["landmark_regression"] = landmarks
     if test_out.ious:
-        intersection, union = (int(v) for v in test_out.iou_counts)
+        counts = dict(zip(metrics_lib.FOREGROUND_COUNTS, (int(v) for v in test_out.iou_counts), strict=True))
+        false_fg = counts["predicted"] - counts["intersection"]
         results["foreground_iou"] = {
             "available": True,
             "mean_per_image": float(np.mean(test_out.ious)),
-            "pooled": intersection / union if union else 1.0,
+            "pooled": counts["intersection"] / counts["union"] if counts["union"] else 1.0,
+            # Of the predicted foreground, the share that is true: 1 - the paper's "false fg".
+            "precision": counts["intersection"] / counts["predicted"] if counts["predicted"] else 1.0,
+            "recall": counts["intersection"] / counts["truth"] if counts["truth"] else 1.0,
+            "false_fg_within_1px": counts["false_fg_near_truth"] / false_fg if false_fg else 0.0,
+            "pixel_counts": counts,
             "threshold": settings.iou_threshold,
             "num_images": len(test_out.ious),
         }
@@ -463,7 +470,11 @@ _SUMMARY = (
     (
         "foreground IoU",
         "foreground_iou",
-        lambda iou: f"{iou['mean_per_image']:.4f} (mean per image), {iou['pooled']:.4f} (pooled)",
+        lambda iou: (
+            f"{iou['mean_per_image']:.4f} (mean per image), {iou['pooled']:.4f} (pooled); "
+            f"precision {iou['precision']:.4f}, recall {iou['recall']:.4f}, "
+            f"false fg within 1 px {iou['false_fg_within_1px']:.1%}"
+        ),
     ),
     (
         "parts",

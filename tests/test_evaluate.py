@@ -268,6 +268,8 @@ def test_perfect_and_permuted_predictions():
         results = evaluate_lib.evaluate(OraclePredictor(labels, 2, permutation), splits, settings, "plain")
         assert results["foreground_iou"]["mean_per_image"] == pytest.approx(1.0)
         assert results["foreground_iou"]["pooled"] == pytest.approx(1.0)
+        assert results["foreground_iou"]["precision"] == results["foreground_iou"]["recall"] == 1.0
+        assert results["foreground_iou"]["false_fg_within_1px"] == 0.0
         for key in ("nmi_all_pixels", "ari_all_pixels", "nmi_foreground", "ari_foreground"):
             assert results["parts"][key] == pytest.approx(1.0)
         # landmarks are affine in the (possibly swapped) centroids
@@ -283,6 +285,10 @@ def test_shifted_prediction_lowers_iou_as_computed_by_hand():
     results = evaluate_lib.evaluate(OraclePredictor(labels, 2, shift=1), splits, settings, "plain")
     # an 8x6 figure moved one column: intersection 8 * 5, union 8 * 7
     assert results["foreground_iou"]["mean_per_image"] == pytest.approx(40 / 56)
+    # 8 of 48 predicted pixels are false fg, all in the column next to the figure; 8 missed
+    assert results["foreground_iou"]["precision"] == pytest.approx(40 / 48)
+    assert results["foreground_iou"]["recall"] == pytest.approx(40 / 48)
+    assert results["foreground_iou"]["false_fg_within_1px"] == pytest.approx(1.0)
     assert results["parts"]["nmi_foreground"] < 1.0
     # the centroids move by exactly 1 px: the regression's bias absorbs it
     assert results["landmark_regression"]["mae_sum_256"] == pytest.approx(0.0, abs=0.05)

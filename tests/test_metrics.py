@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from coseg_tf.metrics import foreground_iou, foreground_probability, iou
+from coseg_tf.metrics import FOREGROUND_COUNTS, foreground_counts, foreground_iou, foreground_probability, iou
 
 
 def _segmentation(foreground: np.ndarray, num_parts: int = 3) -> np.ndarray:
@@ -53,3 +53,23 @@ def test_empty_prediction_and_truth_count_as_a_match_and_shapes_are_checked():
     assert iou(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="shapes differ"):
         iou(np.zeros((3, 3), bool), np.zeros((4, 3), bool))
+
+
+def test_foreground_counts_split_false_fg_into_halo_and_far():
+    truth = np.zeros((1, 10, 10), bool)
+    truth[0, 3:6, 3:6] = True  # 9 px
+    predicted = truth.copy()
+    predicted[0, 3:6, 6] = True  # a 1 px halo column: 3 px, next to the mask
+    predicted[0, 6, 6] = True  # diagonal neighbour of the corner: still the halo
+    predicted[0, 9, 0] = True  # far from the mask
+    predicted[0, 4, 4] = False  # one missed pixel
+    counts = dict(zip(FOREGROUND_COUNTS, foreground_counts(predicted, truth).tolist(), strict=True))
+    assert counts == {
+        "intersection": 8,
+        "union": 9 + 5,
+        "predicted": 8 + 5,
+        "truth": 9,
+        "false_fg_near_truth": 4,
+    }
+    with pytest.raises(ValueError, match="shapes differ"):
+        foreground_counts(predicted[:, 1:], truth)
