@@ -131,6 +131,10 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
 
 
+class OverrideError(ConfigError):
+    """A `section.key=value` override (`--set`) that does not fit: named as given, not by file."""
+
+
 def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], path: str) -> dict[str, Any]:
     out = copy.deepcopy(dict(defaults))
     for key, value in given.items():
@@ -179,8 +183,18 @@ def build_config(
     """Validates `given` against the schema, fills defaults and applies `key=value` overrides."""
     config = _merge(DEFAULTS, given or {}, "")
     for override in overrides:
-        config = _merge(DEFAULTS, _override_to_dict(config, override), "")
-    _validate(config)
+        try:
+            config = _merge(DEFAULTS, _override_to_dict(config, override), "")
+        except OverrideError:
+            raise
+        except ConfigError as e:
+            raise OverrideError(f"override {override!r}: {e}") from None
+    try:
+        _validate(config)
+    except ConfigError as e:
+        if not overrides:
+            raise
+        raise ConfigError(f"{e} (after the overrides {list(overrides)})") from None
     return config
 
 
@@ -196,6 +210,8 @@ def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     try:
         return build_config(given, overrides)
+    except OverrideError:
+        raise
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
@@ -210,14 +226,14 @@ def save_config(config: Mapping[str, Any], path: str) -> None:
 
 def _override_to_dict(config: Mapping[str, Any], override: str) -> dict[str, Any]:
     if "=" not in override:
-        raise ConfigError(f"override {override!r} is not of the form section.key=value")
+        raise OverrideError(f"override {override!r} is not of the form section.key=value")
     dotted, raw = override.split("=", 1)
     out = copy.deepcopy(dict(config))
     node = out
     parts = dotted.strip().split(".")
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
-            raise ConfigError(f"override {override!r}: '{part}' is not a config section")
+            raise OverrideError(f"override {override!r}: '{part}' is not a config section")
         node = node[part]
     node[parts[-1]] = yaml.safe_load(raw)
     return out

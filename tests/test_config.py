@@ -43,6 +43,27 @@ def test_overrides_parse_yaml_values_and_reject_unknown_keys():
         cfg.build_config({}, ["train_params.batch_size"])
 
 
+def test_a_bad_override_is_named_as_given_not_by_the_config_file(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train_params:\n  batch_size: 4\n")
+    with pytest.raises(cfg.OverrideError) as raised:
+        cfg.load_config(str(path), ["train_params.batch=8"])
+    assert str(raised.value).startswith("override 'train_params.batch=8': unknown config key")
+    assert str(path) not in str(raised.value)
+    with pytest.raises(cfg.OverrideError, match="'batch_size' is not a config section"):
+        cfg.load_config(str(path), ["train_params.batch_size.x=8"])
+    # a value that fails validation names the file and the overrides that led to it
+    with pytest.raises(cfg.ConfigError) as raised:
+        cfg.load_config(str(path), ["train_params.segmentation_warmup.epochs=-1"])
+    message = str(raised.value)
+    assert message.startswith(f"{path}: train_params.segmentation_warmup needs")
+    assert "after the overrides ['train_params.segmentation_warmup.epochs=-1']" in message
+    # a bad file is still named by its path
+    path.write_text("train_params:\n  batch: 4\n")
+    with pytest.raises(cfg.ConfigError, match=f"^{path}: unknown config key 'train_params.batch'"):
+        cfg.load_config(str(path))
+
+
 @pytest.mark.parametrize(
     "variant,affine,visibility,stop,motion",
     [
