@@ -1,0 +1,74 @@
+"""benchmarks/quality.py as a user runs it, on its seconds-long k-means floor over a tiny set."""
+
+import json
+import os
+import subprocess
+import sys
+
+from coseg_tf.testing import quiet_env
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "quality.py")
+TINY = ["--num_videos=10", "--num_frames=8", "--frames_per_video=2", "--runs=kmeans_w1"]
+
+
+def run_quality(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        SCRIPT,
+        *TINY,
+        f"--workdir={tmp_path / 'work'}",
+        f"--results_dir={tmp_path / 'results'}",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=quiet_env())
+
+
+def read_metrics(tmp_path) -> dict:
+    with open(tmp_path / "work" / "kmeans_w1" / "metrics.json") as f:
+        return json.load(f)
+
+
+def test_report_has_foreground_precision_and_recall_and_rescore_recomputes(tmp_path):
+    done = run_quality(tmp_path)
+    assert done.returncode == 0, done.stderr
+    first = read_metrics(tmp_path)["foreground_iou"]
+    assert 0.0 < first["precision"] <= 1.0 and 0.0 < first["recall"] <= 1.0
+    report = (tmp_path / "results" / "quality.md").read_text()
+    assert "| FG precision ↑ | FG recall ↑ |" in report
+    row = next(line for line in report.splitlines() if line.startswith("| `kmeans_w1`"))
+    assert f"| {first['precision']:.3f} | {first['recall']:.3f} |" in row
+    not_run = next(line for line in report.splitlines() if line.startswith("| `full` |"))
+    assert not_run.count("|") == row.count("|")
+
+    # A run whose metrics exist is kept as it is ...
+    metrics_path = tmp_path / "work" / "kmeans_w1" / "metrics.json"
+    stale = read_metrics(tmp_path)
+    stale["foreground_iou"] = {"available": True, "mean_per_image": -1.0}
+    metrics_path.write_text(json.dumps(stale))
+    assert run_quality(tmp_path).returncode == 0
+    assert read_metrics(tmp_path)["foreground_iou"]["mean_per_image"] == -1.0
+    # ... and evaluated again with --rescore
+    done = run_quality(tmp_path, "--rescore")
+    assert done.returncode == 0, done.stderr
+    assert read_metrics(tmp_path)["foreground_iou"] == first
+
+
+def test_force_and_rescore_together_is_a_usage_error(tmp_path):
+    done = run_quality(tmp_path, "--rescore", "--force")
+    assert done.returncode != 0
+    assert "give one of them" in done.stderr
+    assert not (tmp_path / "work").exists()
+
+
+def test_set_overrides_reach_the_report_and_a_bad_one_fails_before_any_work(tmp_path):
+    done = run_quality(tmp_path, "--set", "train_params.lr_segmentation=0.0005")
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "results" / "quality.md").read_text()
+    assert "config `synthetic` --set train_params.lr_segmentation=0.0005 with" in report
+    assert "learning rates 0.0005 (segmenter)" in report
+
+    bad = tmp_path / "bad"
+    done = run_quality(bad, "--set", "train_params.lr_segmentatoin=0.0005")
+    assert done.returncode != 0
+    assert "override 'train_params.lr_segmentatoin=0.0005': unknown config key" in done.stderr
+    assert not (bad / "work").exists()
