@@ -106,9 +106,11 @@ class SegmentationModule(keras.Model):
         if self.affine is not None:
             # Heatmap-weighted spatial sum of 4 channels per part, read row-major as 2x2.
             k = self.num_segments
-            coefficients = tf.reshape(logits[1], (batch, height * width, k, 4))
-            weights = tf.reshape(heatmap, (batch, height * width, k, 1))
-            out["affine"] = tf.reshape(tf.reduce_sum(coefficients * weights, axis=1), (batch, k, 2, 2))
+            # (rank-4 tensors only, as TFLite delegates require: width and parts folded)
+            coefficients = tf.reshape(logits[1], (batch, height, width * k, 4))
+            weights = tf.reshape(heatmap, (batch, height, width * k, 1))
+            weighted = tf.reshape(coefficients * weights, (batch, height, width, k * 4))
+            out["affine"] = tf.reshape(geometry.spatial_sum(weighted), (batch, k, 2, 2))
         else:
             out["affine"] = tf.broadcast_to(tf.eye(2), (batch, self.num_segments, 2, 2))
         out["segmentation"] = tf.nn.softmax(logits[-1], axis=-1)
