@@ -11,7 +11,9 @@ score on the held-out test identities):
 
 Writes `benchmarks/results/quality.{md,json,png}`. Each run keeps its model and
 `metrics.json` under `--workdir/<run>/`, and a run whose metrics exist is not redone, so the
-benchmark can be run in pieces (`--runs=...`); the report covers every run found.
+benchmark can be run in pieces (`--runs=...`); the report covers every run found. Each learned
+run records its `--config`, `--set`, `--seed` and `--steps`; a run found with other values
+stops the script (one table, one recipe).
 `--rescore` evaluates the saved models again (after a change to the evaluation) without
 retraining them; `--force` retrains.
 
@@ -129,7 +131,31 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
         "batch_size": config["train_params"]["batch_size"],
         "mixed_precision": trainer.resolve_precision(FLAGS.mixed_precision),
         "model_dir": options.model_dir,
+        **recipe(),
     }
+
+
+def recipe() -> dict[str, Any]:
+    """The flags that make a learned run comparable: kept with its metrics and checked on reuse."""
+    return {
+        "config": FLAGS.config,
+        "overrides": list(FLAGS.set),
+        "seed": FLAGS.seed,
+        "max_steps": FLAGS.steps,
+    }
+
+
+def check_recipe(name: str, report: dict[str, Any]) -> None:
+    """Refuses to put a run trained with other flags into this table (pieces over several sessions)."""
+    trained = report.get("training")
+    if trained is None:  # a baseline: nothing trained
+        return
+    found = {key: trained.get(key) for key in recipe()}
+    if found != recipe():
+        raise app.UsageError(
+            f"{FLAGS.workdir}/{name} was trained with {found}, not this run's {recipe()}: give another "
+            "--workdir, the same flags, or --force to retrain it"
+        )
 
 
 def evaluate_run(name: str, data_root: str, run_dir: str, trained: dict[str, Any] | None) -> dict[str, Any]:
@@ -431,6 +457,8 @@ def main(argv: list[str]) -> None:
         if os.path.exists(metrics_path):
             with open(metrics_path) as f:
                 reports[name] = json.load(f)
+            if not (FLAGS.force and name in FLAGS.runs):
+                check_recipe(name, reports[name])
     # In the order given, the report rewritten after each run: a benchmark stopped midway
     # still leaves every finished run in the results.
     for name in FLAGS.runs:

@@ -72,3 +72,32 @@ def test_set_overrides_reach_the_report_and_a_bad_one_fails_before_any_work(tmp_
     assert done.returncode != 0
     assert "override 'train_params.lr_segmentatoin=0.0005': unknown config key" in done.stderr
     assert not (bad / "work").exists()
+
+
+def test_a_run_trained_with_other_flags_is_not_mixed_into_the_table(tmp_path):
+    assert run_quality(tmp_path).returncode == 0
+    # A learned run left in the workdir by an earlier session with another --set.
+    other = read_metrics(tmp_path)
+    other["run"] = "full"
+    other["training"] = {
+        "steps": 10,
+        "train_seconds": 1.0,
+        "config": "synthetic",
+        "overrides": ["train_params.lr_segmentation=0.0005"],
+        "seed": 0,
+        "max_steps": None,
+    }
+    (tmp_path / "work" / "full").mkdir()
+    (tmp_path / "work" / "full" / "metrics.json").write_text(json.dumps(other))
+
+    done = run_quality(tmp_path)
+    assert done.returncode != 0
+    assert "work/full was trained with" in done.stderr
+    assert "'overrides': ['train_params.lr_segmentation=0.0005']" in done.stderr
+
+    done = run_quality(tmp_path, "--set", "train_params.lr_segmentation=0.0005")
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "results" / "quality.md").read_text()
+    assert next(line for line in report.splitlines() if line.startswith("| `full` |")).endswith(
+        "| 0.0 min, 10 steps |"
+    )
