@@ -6,6 +6,8 @@ score on the held-out test identities):
 
 - Table 1(b), K = 10: `naive`, `shift_only`, `affine_only`, `v_backprop`, `full`;
 - Table 1(c), `full`: K = 1, 5, 10 (the `full` run above), 15;
+- `full` again with training seeds `--seed` + 1 and + 2 (`full_rep1`, `full_rep2`): one
+  run's IoU moves by a few hundredths with the seed, so the IoU target is judged on the mean;
 - the non-learned floor: k-means on colour and position (`coseg_tf.baselines`), K = 10, at
   two fixed position weights (1.0: compact regions; 0.25: colour first). Not tuned.
 
@@ -42,8 +44,10 @@ from coseg_tf import config as config_lib
 FLAGS = flags.FLAGS
 VARIANT_RUNS = ["naive", "shift_only", "affine_only", "v_backprop", "full"]
 K_RUNS = ["full_k1", "full_k5", "full_k15"]
+REPEAT_RUNS = ["full_rep1", "full_rep2"]
 BASELINE_RUNS = {"kmeans_w1": 1.0, "kmeans_w0.25": 0.25}
-ALL_RUNS = VARIANT_RUNS + K_RUNS + list(BASELINE_RUNS)
+ALL_RUNS = VARIANT_RUNS + K_RUNS + REPEAT_RUNS + list(BASELINE_RUNS)
+IOU_TARGET = 0.85  # the issue's bar for `full` on held-out puppets
 
 flags.DEFINE_list("runs", ALL_RUNS, f"Runs to do, in this order (of {ALL_RUNS}); existing results are kept.")
 flags.DEFINE_string("workdir", "runs/quality", "Data, models and per-run metrics.")
@@ -77,11 +81,14 @@ flags.DEFINE_bool(
 
 
 def run_settings(name: str) -> dict[str, Any]:
-    """Variant and K of a learned run (`full_k5` -> full, K = 5)."""
+    """Variant, K and training seed of a learned run (`full_k5` -> full, K = 5; `full_rep2` -> seed + 2)."""
     if name in VARIANT_RUNS:
-        return {"variant": name, "num_segments": 10}
+        return {"variant": name, "num_segments": 10, "seed": FLAGS.seed}
+    if name in REPEAT_RUNS:
+        variant, repeat = name.rsplit("_rep", 1)
+        return {"variant": variant, "num_segments": 10, "seed": FLAGS.seed + int(repeat)}
     variant, k = name.rsplit("_k", 1)
-    return {"variant": variant, "num_segments": int(k)}
+    return {"variant": variant, "num_segments": int(k), "seed": FLAGS.seed}
 
 
 def make_data(root: str) -> str:
@@ -113,7 +120,7 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
     )
     options = trainer.TrainOptions(
         model_dir=os.path.join(run_dir, "model"),
-        seed=FLAGS.seed,
+        seed=settings["seed"],
         max_steps=FLAGS.steps,
         mixed_precision=FLAGS.mixed_precision,
         image_every=0,
@@ -131,16 +138,16 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
         "batch_size": config["train_params"]["batch_size"],
         "mixed_precision": trainer.resolve_precision(FLAGS.mixed_precision),
         "model_dir": options.model_dir,
-        **recipe(),
+        **recipe(name),
     }
 
 
-def recipe() -> dict[str, Any]:
+def recipe(name: str) -> dict[str, Any]:
     """The flags that make a learned run comparable: kept with its metrics and checked on reuse."""
     return {
         "config": FLAGS.config,
         "overrides": list(FLAGS.set),
-        "seed": FLAGS.seed,
+        "seed": run_settings(name)["seed"],
         "max_steps": FLAGS.steps,
     }
 
@@ -150,10 +157,11 @@ def check_recipe(name: str, report: dict[str, Any]) -> None:
     trained = report.get("training")
     if trained is None:  # a baseline: nothing trained
         return
-    found = {key: trained.get(key) for key in recipe()}
-    if found != recipe():
+    expected = recipe(name)
+    found = {key: trained.get(key) for key in expected}
+    if found != expected:
         raise app.UsageError(
-            f"{FLAGS.workdir}/{name} was trained with {found}, not this run's {recipe()}: give another "
+            f"{FLAGS.workdir}/{name} was trained with {found}, not this run's {expected}: give another "
             "--workdir, the same flags, or --force to retrain it"
         )
 
@@ -204,6 +212,22 @@ COLUMNS = (
 )
 
 
+# The metric columns: (section of metrics.json, key, higher is better, digits shown). Precision
+# and recall explain the IoU; they are not among the issue's metrics that `full` must win.
+METRICS = (
+    ("landmark_regression", "mae_sum_256", False, 1),
+    ("landmark_regression", "nme", False, 4),
+    ("foreground_iou", "mean_per_image", True, 4),
+    ("foreground_iou", "precision", True, 3),
+    ("foreground_iou", "recall", True, 3),
+    ("parts", "nmi_all_pixels", True, 4),
+    ("parts", "ari_all_pixels", True, 4),
+    ("parts", "nmi_foreground", True, 4),
+    ("parts", "ari_foreground", True, 4),
+)
+DIAGNOSTICS = ("precision", "recall")
+
+
 def _cell(value: Any, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -211,18 +235,37 @@ def _cell(value: Any, digits: int) -> str:
 def _row(label: str, report: dict[str, Any] | None) -> str:
     if report is None:
         return f"| {label} | not run |" + " |" * (len(COLUMNS) - 2)
-    lm, iou, parts = report["landmark_regression"], report["foreground_iou"], report["parts"]
+    cells = [_cell(report[section].get(key), digits) for section, key, _, digits in METRICS]
     trained = report.get("training") or {}
     minutes = trained.get("train_seconds")
     training = "-" if minutes is None else f"{minutes / 60:.1f} min, {trained.get('steps')} steps"
-    return (
-        f"| {label} | {_cell(lm.get('mae_sum_256'), 1)} | {_cell(lm.get('nme'), 4)} | "
-        f"{_cell(iou.get('mean_per_image'), 4)} | {_cell(iou.get('precision'), 3)} | "
-        f"{_cell(iou.get('recall'), 3)} | {_cell(parts.get('nmi_all_pixels'), 4)} | "
-        f"{_cell(parts.get('ari_all_pixels'), 4)} | {_cell(parts.get('nmi_foreground'), 4)} | "
-        f"{_cell(parts.get('ari_foreground'), 4)} | "
-        f"{training} |"
-    )
+    return f"| {label} | {' | '.join(cells)} | {training} |"
+
+
+def seed_runs(reports: dict[str, dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(training seed, report) of `full` and its seed repeats that have been run."""
+    names = ["full", *REPEAT_RUNS]
+    return [(run_settings(name)["seed"], reports[name]) for name in names if name in reports]
+
+
+def seed_rows(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """Table rows of `full` per training seed, then their mean."""
+    rows = []
+    for name in ["full", *REPEAT_RUNS]:
+        label = f"seed {run_settings(name)['seed']}" + ("" if name == "full" else f" (`{name}`)")
+        rows.append(_row(label, reports.get(name)))
+    runs = [report for _, report in seed_runs(reports)]
+    return [*rows, _row("mean", mean_report(runs) if runs else None)]
+
+
+def mean_report(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics averaged over runs (a metric missing from any run is left out)."""
+    mean: dict[str, Any] = {section: {} for section, *_ in METRICS}
+    for section, key, _, _ in METRICS:
+        values = [r[section].get(key) for r in runs]
+        if all(v is not None for v in values):
+            mean[section][key] = float(np.mean(values))
+    return mean
 
 
 def findings(reports: dict[str, dict[str, Any]]) -> list[str]:
@@ -236,7 +279,17 @@ def findings(reports: dict[str, dict[str, Any]]) -> list[str]:
     full = iou("full")
     if full is None:
         return ["The learned runs have not been run yet: no finding about the paper can be stated."]
-    lines.append(f"- `full` held-out foreground IoU {full:.4f} {'>=' if full >= 0.85 else '<'} 0.85.")
+    seeds = seed_runs(reports)
+    judged = mean_report([r for _, r in seeds])["foreground_iou"]["mean_per_image"]
+    verdict = ">=" if judged >= IOU_TARGET else "<"
+    if len(seeds) == 1:
+        lines.append(f"- `full` held-out foreground IoU {judged:.4f} {verdict} {IOU_TARGET} (one seed).")
+    else:
+        per_seed = ", ".join(f"seed {s}: {r['foreground_iou']['mean_per_image']:.4f}" for s, r in seeds)
+        lines.append(
+            f"- `full` held-out foreground IoU, mean over {len(seeds)} training seeds: {judged:.4f} "
+            f"{verdict} {IOU_TARGET} ({per_seed})."
+        )
     for other in ("naive", "v_backprop"):
         value = iou(other)
         if value is not None:
@@ -251,20 +304,13 @@ def findings(reports: dict[str, dict[str, Any]]) -> list[str]:
                 f"- `{name}` foreground errors: precision {fg['precision']:.3f} (of its false fg, "
                 f"{fg['false_fg_within_1px']:.0%} lies within 1 px of the figure), recall {fg['recall']:.3f}."
             )
-    keys = [
-        ("landmark_regression", "mae_sum_256", False),
-        ("landmark_regression", "nme", False),
-        ("foreground_iou", "mean_per_image", True),
-        ("parts", "nmi_all_pixels", True),
-        ("parts", "ari_all_pixels", True),
-        ("parts", "nmi_foreground", True),
-        ("parts", "ari_foreground", True),
-    ]
     for base in BASELINE_RUNS:
         if base not in reports:
             continue
         lost = []
-        for section, key, higher in keys:
+        for section, key, higher, _ in METRICS:
+            if key in DIAGNOSTICS:
+                continue
             a, b = reports["full"][section].get(key), reports[base][section].get(key)
             if a is None or b is None or (a <= b if higher else a >= b):
                 lost.append(f"{key} ({_cell(a, 4)} vs {_cell(b, 4)})")
@@ -398,6 +444,11 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
         "",
         header,
         *[_row(f"`{name}` (position weight {w})", reports.get(name)) for name, w in BASELINE_RUNS.items()],
+        "",
+        "## `full` (K = 10) over training seeds",
+        "",
+        header,
+        *seed_rows(reports),
         "",
         "## Findings",
         "",

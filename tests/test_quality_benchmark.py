@@ -101,3 +101,38 @@ def test_a_run_trained_with_other_flags_is_not_mixed_into_the_table(tmp_path):
     assert next(line for line in report.splitlines() if line.startswith("| `full` |")).endswith(
         "| 0.0 min, 10 steps |"
     )
+
+
+def test_seed_repeats_of_full_are_averaged_and_the_iou_target_is_judged_on_the_mean(tmp_path):
+    assert run_quality(tmp_path).returncode == 0
+    template = read_metrics(tmp_path)
+
+    def plant(name: str, seed: int, iou: float) -> None:
+        report = json.loads(json.dumps(template))
+        report["run"] = name
+        report["foreground_iou"]["mean_per_image"] = iou
+        report["training"] = {"steps": 10, "train_seconds": 1.0, "config": "synthetic", "overrides": []}
+        report["training"].update(seed=seed, max_steps=None)
+        (tmp_path / "work" / name).mkdir(exist_ok=True)
+        (tmp_path / "work" / name / "metrics.json").write_text(json.dumps(report))
+
+    plant("full", 0, 0.84)
+    plant("full_rep1", 1, 0.90)
+    plant("full_rep2", 2, 0.83)
+    done = run_quality(tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "results" / "quality.md").read_text()
+    mean = next(line for line in report.splitlines() if line.startswith("| mean |"))
+    assert "| 0.8567 |" in mean
+    assert "| seed 2 (`full_rep2`) |" in report
+    assert (
+        "- `full` held-out foreground IoU, mean over 3 training seeds: 0.8567 >= 0.85 "
+        "(seed 0: 0.8400, seed 1: 0.9000, seed 2: 0.8300)." in report
+    )
+
+    # A repeat must have been trained with its own seed (--seed + 1), not the table's.
+    plant("full_rep1", 0, 0.90)
+    done = run_quality(tmp_path)
+    assert done.returncode != 0
+    assert "work/full_rep1 was trained with" in done.stderr
+    assert "'seed': 1" in done.stderr
