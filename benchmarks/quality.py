@@ -255,17 +255,25 @@ def seed_rows(reports: dict[str, dict[str, Any]]) -> list[str]:
         label = f"seed {run_settings(name)['seed']}" + ("" if name == "full" else f" (`{name}`)")
         rows.append(_row(label, reports.get(name)))
     runs = [report for _, report in seed_runs(reports)]
-    return [*rows, _row("mean", mean_report(runs) if runs else None)]
+    rows.append(_row("mean", summary_report(runs, np.mean) if runs else None))
+    if len(runs) > 1:
+        rows.append(_row("standard deviation", summary_report(runs, spread)))
+    return rows
 
 
-def mean_report(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The metrics averaged over runs (a metric missing from any run is left out)."""
-    mean: dict[str, Any] = {section: {} for section, *_ in METRICS}
+def spread(values: list[float]) -> float:
+    """Sample standard deviation (n - 1): how far one seed's figure may fall from the mean."""
+    return float(np.std(values, ddof=1))
+
+
+def summary_report(runs: list[dict[str, Any]], statistic: Any) -> dict[str, Any]:
+    """One statistic of each metric over runs (a metric missing from any run is left out)."""
+    summary: dict[str, Any] = {section: {} for section, *_ in METRICS}
     for section, key, _, _ in METRICS:
         values = [r[section].get(key) for r in runs]
         if all(v is not None for v in values):
-            mean[section][key] = float(np.mean(values))
-    return mean
+            summary[section][key] = float(statistic(values))
+    return summary
 
 
 def findings(reports: dict[str, dict[str, Any]]) -> list[str]:
@@ -280,15 +288,18 @@ def findings(reports: dict[str, dict[str, Any]]) -> list[str]:
     if full is None:
         return ["The learned runs have not been run yet: no finding about the paper can be stated."]
     seeds = seed_runs(reports)
-    judged = mean_report([r for _, r in seeds])["foreground_iou"]["mean_per_image"]
+    judged = summary_report([r for _, r in seeds], np.mean)["foreground_iou"]["mean_per_image"]
     verdict = ">=" if judged >= IOU_TARGET else "<"
     if len(seeds) == 1:
         lines.append(f"- `full` held-out foreground IoU {judged:.4f} {verdict} {IOU_TARGET} (one seed).")
     else:
-        per_seed = ", ".join(f"seed {s}: {r['foreground_iou']['mean_per_image']:.4f}" for s, r in seeds)
+        values = [r["foreground_iou"]["mean_per_image"] for _, r in seeds]
+        per_seed = ", ".join(f"seed {s}: {v:.4f}" for (s, _), v in zip(seeds, values, strict=True))
+        below = sum(v < IOU_TARGET for v in values)
         lines.append(
             f"- `full` held-out foreground IoU, mean over {len(seeds)} training seeds: {judged:.4f} "
-            f"{verdict} {IOU_TARGET} ({per_seed})."
+            f"{verdict} {IOU_TARGET} (standard deviation {spread(values):.4f}; {below} of {len(seeds)} "
+            f"seeds below {IOU_TARGET}: {per_seed})."
         )
     for other in ("naive", "v_backprop"):
         value = iou(other)

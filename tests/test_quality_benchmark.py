@@ -126,9 +126,11 @@ def test_seed_repeats_of_full_are_averaged_and_the_iou_target_is_judged_on_the_m
     assert "| 0.8567 |" in mean
     assert "| seed 2 (`full_rep2`) |" in report
     assert (
-        "- `full` held-out foreground IoU, mean over 3 training seeds: 0.8567 >= 0.85 "
-        "(seed 0: 0.8400, seed 1: 0.9000, seed 2: 0.8300)." in report
+        "- `full` held-out foreground IoU, mean over 3 training seeds: 0.8567 >= 0.85 (standard deviation "
+        "0.0379; 2 of 3 seeds below 0.85: seed 0: 0.8400, seed 1: 0.9000, seed 2: 0.8300)." in report
     )
+    spread = next(line for line in report.splitlines() if line.startswith("| standard deviation |"))
+    assert "| 0.0379 |" in spread
 
     # A repeat must have been trained with its own seed (--seed + 1), not the table's.
     plant("full_rep1", 0, 0.90)
