@@ -249,7 +249,7 @@ def seed_runs(reports: dict[str, dict[str, Any]]) -> list[tuple[int, dict[str, A
 
 
 def seed_rows(reports: dict[str, dict[str, Any]]) -> list[str]:
-    """Table rows of `full` per training seed, then their mean."""
+    """Table rows of `full` per training seed, then their mean and (from two seeds) spread."""
     rows = []
     for name in ["full", *REPEAT_RUNS]:
         label = f"seed {run_settings(name)['seed']}" + ("" if name == "full" else f" (`{name}`)")
