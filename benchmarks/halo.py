@@ -207,11 +207,17 @@ def main(argv: list[str]) -> None:
     del argv
     if not FLAGS.runs or not FLAGS.data_dir:
         raise app.UsageError("give --runs=name=model_dir,... and --data_dir")
-    reports = {}
+    info = os.path.join(FLAGS.data_dir, "ground_truth", "info.json")
+    if not os.path.exists(info):
+        raise app.UsageError(f"--data_dir {FLAGS.data_dir} is not a synthetic set: {info} not found")
+    runs = {}  # every entry checked before the minutes of work on the first
     for entry in FLAGS.runs:
         name, _, model_dir = entry.partition("=")
-        if not model_dir or not os.path.isdir(os.path.join(model_dir, "final")):
+        if not name or not os.path.isdir(os.path.join(model_dir, "final")):
             raise app.UsageError(f"--runs entry {entry!r}: expected name=model_dir with a final/ folder")
+        runs[name] = model_dir
+    reports = {}
+    for name, model_dir in runs.items():
         logging.info("diagnosing %s (%s)", name, model_dir)
         model = load_model(model_dir, FLAGS.seed)
         batches = held_out_pairs(FLAGS.data_dir, FLAGS.layout, FLAGS.pairs_per_video, FLAGS.seed)

@@ -2,9 +2,13 @@
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
+
+from coseg_tf.testing import quiet_env
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "halo.py")
 spec = importlib.util.spec_from_file_location("halo_benchmark", SCRIPT)
@@ -65,3 +69,28 @@ def test_a_planted_halo_is_found_and_cleaning_the_target_removes_its_loss():
     target = report["outer_ring_gradient"]["target"]
     assert target["favours_background"] == 1.0 and target["mean"] < 0
     assert report["outer_ring_gradient"]["source"]["zero"] == 1.0
+
+
+def test_the_script_names_a_bad_runs_entry_before_any_work(tmp_path):
+    (tmp_path / "ground_truth").mkdir()
+    (tmp_path / "ground_truth" / "info.json").write_text("{}")
+    (tmp_path / "good" / "final").mkdir(parents=True)
+    args = [sys.executable, SCRIPT, f"--data_dir={tmp_path}", f"--output={tmp_path / 'halo.json'}"]
+    bad = subprocess.run(
+        [*args, f"--runs=good={tmp_path / 'good'},oops={tmp_path / 'missing'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=quiet_env(),
+    )
+    assert bad.returncode != 0
+    assert "--runs entry 'oops=" in bad.stderr and "final/" in bad.stderr
+    no_data = subprocess.run(
+        [sys.executable, SCRIPT, f"--data_dir={tmp_path / 'none'}", f"--runs=good={tmp_path / 'good'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=quiet_env(),
+    )
+    assert no_data.returncode != 0 and "is not a synthetic set" in no_data.stderr
+    assert not (tmp_path / "halo.json").exists()
