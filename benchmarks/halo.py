@@ -207,13 +207,15 @@ def main(argv: list[str]) -> None:
     del argv
     if not FLAGS.runs or not FLAGS.data_dir:
         raise app.UsageError("give --runs=name=model_dir,... and --data_dir")
-    info = os.path.join(FLAGS.data_dir, "ground_truth", "info.json")
-    if not os.path.exists(info):
+    from coseg_tf.data import video_io
+
+    info = video_io.join(FLAGS.data_dir, "ground_truth", "info.json")
+    if not video_io.exists(info):
         raise app.UsageError(f"--data_dir {FLAGS.data_dir} is not a synthetic set: {info} not found")
     runs = {}  # every entry checked before the minutes of work on the first
     for entry in FLAGS.runs:
         name, _, model_dir = entry.partition("=")
-        if not name or not os.path.isdir(os.path.join(model_dir, "final")):
+        if not name or not video_io.isdir(video_io.join(model_dir, "final")):
             raise app.UsageError(f"--runs entry {entry!r}: expected name=model_dir with a final/ folder")
         runs[name] = model_dir
     reports = {}
