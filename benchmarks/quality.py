@@ -17,7 +17,9 @@ benchmark can be run in pieces (`--runs=...`); the report covers every run found
 run records its `--config`, `--set`, `--seed` and `--steps`; a run found with other values
 stops the script (one table, one recipe).
 `--rescore` evaluates the saved models again (after a change to the evaluation) without
-retraining them; `--force` retrains.
+retraining them; `--force` retrains. `--init_from=<finished table's workdir>` trains every
+learned run on from that table's final weights of the same run: a longer budget in stages,
+without redoing the steps already done (the report states the steps before).
 
 The learned runs are heavy (12-19 minutes each on 2 CPU cores with the default budget, the
 synthetic config's own schedule): not part of CI. The baselines take seconds:
@@ -61,6 +63,13 @@ flags.DEFINE_multi_string(
     "--set train_params.num_repeats=50 for a schedule twice as long); stated in the report.",
 )
 flags.DEFINE_integer("steps", None, "Training steps per run (default: the config's schedule).")
+flags.DEFINE_string(
+    "init_from",
+    None,
+    "The --workdir of a finished table: each learned run starts from the final weights of that "
+    "table's run of the same name (fresh optimisers) and trains this budget on top, so a table "
+    "can be taken to a longer budget in stages. Its data and --seed must be this table's.",
+)
 flags.DEFINE_enum(
     "mixed_precision",
     "auto",
@@ -121,6 +130,7 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
     )
     options = trainer.TrainOptions(
         model_dir=os.path.join(run_dir, "model"),
+        init_weights=os.path.join(FLAGS.init_from, name, "model", "final") if FLAGS.init_from else None,
         seed=settings["seed"],
         max_steps=FLAGS.steps,
         mixed_precision=FLAGS.mixed_precision,
@@ -131,6 +141,7 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
     result = trainer.Trainer(config, options).train()
     return {
         "steps": result.step,
+        "steps_before": steps_before(name),
         "skipped_steps": result.skipped_steps,
         "final_losses": result.losses,
         "train_seconds": time.time() - started,
@@ -143,6 +154,49 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
     }
 
 
+def steps_before(name: str) -> int:
+    """Steps a run of an --init_from table had when this table's training started from it."""
+    if not FLAGS.init_from:
+        return 0
+    with open(os.path.join(FLAGS.init_from, name, "metrics.json")) as f:
+        trained = json.load(f)["training"]
+    return trained["steps"] + trained.get("steps_before", 0)
+
+
+def check_init_from(names: list[str], data_root: str) -> None:
+    """Before any training: the --init_from table has these runs' final weights, on the same data."""
+    if os.path.abspath(FLAGS.init_from) == os.path.abspath(FLAGS.workdir):
+        raise app.UsageError("--init_from must be another table's --workdir, not this one")
+    theirs, ours = (
+        os.path.join(root, "data", "ground_truth", "info.json") for root in (FLAGS.init_from, FLAGS.workdir)
+    )
+    if not os.path.exists(theirs):
+        raise app.UsageError(f"--init_from {FLAGS.init_from}: no synthetic set in it ({theirs} not found)")
+    with open(theirs) as f, open(ours) as g:
+        if json.load(f) != json.load(g):
+            raise app.UsageError(
+                f"--init_from {FLAGS.init_from}: its data differ from {data_root} (see info.json)"
+            )
+    missing = [
+        name
+        for name in names
+        if not all(
+            os.path.exists(os.path.join(FLAGS.init_from, name, *part))
+            for part in (("metrics.json",), ("model", "final", "segmenter.weights.h5"))
+        )
+    ]
+    if missing:
+        raise app.UsageError(f"--init_from {FLAGS.init_from}: no finished run {missing} in it")
+    for name in names:
+        with open(os.path.join(FLAGS.init_from, name, "metrics.json")) as f:
+            seed = json.load(f)["training"]["seed"]
+        if seed != run_settings(name)["seed"]:
+            raise app.UsageError(
+                f"--init_from {FLAGS.init_from}/{name} was trained with seed {seed}, not this table's "
+                f"{run_settings(name)['seed']}"
+            )
+
+
 def recipe(name: str) -> dict[str, Any]:
     """The flags that make a learned run comparable: kept with its metrics and checked on reuse."""
     return {
@@ -150,6 +204,7 @@ def recipe(name: str) -> dict[str, Any]:
         "overrides": list(FLAGS.set),
         "seed": run_settings(name)["seed"],
         "max_steps": FLAGS.steps,
+        "init_from": FLAGS.init_from,
     }
 
 
@@ -239,7 +294,8 @@ def _row(label: str, report: dict[str, Any] | None) -> str:
     cells = [_cell(report[section].get(key), digits) for section, key, _, digits in METRICS]
     trained = report.get("training") or {}
     minutes = trained.get("train_seconds")
-    training = "-" if minutes is None else f"{minutes / 60:.1f} min, {trained.get('steps')} steps"
+    before = f"{trained['steps_before']} + " if trained.get("steps_before") else ""
+    training = "-" if minutes is None else f"{minutes / 60:.1f} min, {before}{trained.get('steps')} steps"
     return f"| {label} | {' | '.join(cells)} | {training} |"
 
 
@@ -414,6 +470,7 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
     splits = any_report["splits"] if any_report else {}
     header = f"| {' | '.join(COLUMNS)} |\n|{'---|' * len(COLUMNS)}"
     learned_steps = {r["training"]["steps"] for r in reports.values() if r.get("training")}
+    steps_earlier = {r["training"].get("steps_before", 0) for r in reports.values() if r.get("training")}
     lines = [
         "# Quality benchmark: Table 1(b) and 1(c) on the synthetic puppets",
         "",
@@ -436,6 +493,14 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
         f"{'the config schedule' if FLAGS.steps is None else f'{FLAGS.steps} steps'} "
         f"(steps done: {sorted(learned_steps) if learned_steps else 'no learned run yet'}); "
         f"{schedule(data_root)}.",
+        *(
+            [
+                f"- Started from: the final weights of each run of `{FLAGS.init_from}` (fresh optimisers; "
+                f"steps before: {sorted(steps_earlier)}), so the total budget is those plus this table's."
+            ]
+            if FLAGS.init_from
+            else []
+        ),
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
         "",
         "## Table 1(b): variants (K = 10)",
@@ -488,6 +553,7 @@ FLAGS_USED = [
     "config",
     "set",
     "steps",
+    "init_from",
     "mixed_precision",
     "num_videos",
     "num_frames",
@@ -521,6 +587,9 @@ def main(argv: list[str]) -> None:
                 reports[name] = json.load(f)
             if not (FLAGS.force and name in FLAGS.runs):
                 check_recipe(name, reports[name])
+    if FLAGS.init_from:
+        to_train = [n for n in FLAGS.runs if n not in BASELINE_RUNS and (FLAGS.force or n not in reports)]
+        check_init_from(to_train, data_root)
     # In the order given, the report rewritten after each run: a benchmark stopped midway
     # still leaves every finished run in the results.
     for name in FLAGS.runs:

@@ -138,3 +138,49 @@ def test_seed_repeats_of_full_are_averaged_and_the_iou_target_is_judged_on_the_m
     assert done.returncode != 0
     assert "work/full_rep1 was trained with" in done.stderr
     assert "'seed': 1" in done.stderr
+
+
+def test_init_from_trains_each_run_on_from_a_finished_tables_weights(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    tiny_full = ["--config=tiny", "--steps=2", "--runs=full"]
+    done = run_quality(first, *tiny_full)
+    assert done.returncode == 0, done.stderr
+    done = run_quality(second, *tiny_full, f"--init_from={first / 'work'}")
+    assert done.returncode == 0, done.stderr
+    assert f"final weights from {first / 'work' / 'full' / 'model' / 'final'}" in done.stderr
+    trained = json.loads((second / "work" / "full" / "metrics.json").read_text())["training"]
+    assert (trained["steps_before"], trained["steps"]) == (2, 2)
+    report = (second / "results" / "quality.md").read_text()
+    assert f"- Started from: the final weights of each run of `{first / 'work'}`" in report
+    assert next(line for line in report.splitlines() if line.startswith("| `full` |")).endswith(
+        "2 + 2 steps |"
+    )
+
+    # Reused only with the same --init_from: a table trained on from one start is not another's.
+    done = run_quality(second, *tiny_full)
+    assert done.returncode != 0
+    assert f"'init_from': '{first / 'work'}'" in done.stderr
+
+
+def test_init_from_is_checked_before_any_training(tmp_path):
+    assert run_quality(tmp_path).returncode == 0  # a table with data and k-means only
+    start = tmp_path / "work"
+
+    def refused(workdir, *args: str) -> str:
+        done = run_quality(workdir, "--runs=full,kmeans_w1", f"--init_from={start}", *args)
+        assert done.returncode != 0
+        assert not (workdir / "work" / "full").exists()
+        return done.stderr
+
+    assert "not this one" in refused(tmp_path)
+    assert "no synthetic set in it" in run_quality(tmp_path / "b", "--init_from=/nonexistent").stderr
+    assert "its data differ" in refused(tmp_path / "c", "--num_videos=12")
+    assert "no finished run ['full'] in it" in refused(tmp_path / "d")
+
+    # A run of the start table trained with another seed.
+    planted = read_metrics(tmp_path)
+    planted["training"] = {"steps": 10, "seed": 3}
+    (start / "full" / "model" / "final").mkdir(parents=True)
+    (start / "full" / "model" / "final" / "segmenter.weights.h5").write_bytes(b"")
+    (start / "full" / "metrics.json").write_text(json.dumps(planted))
+    assert "trained with seed 3, not this table's 0" in refused(tmp_path / "e")
