@@ -471,6 +471,13 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
     header = f"| {' | '.join(COLUMNS)} |\n|{'---|' * len(COLUMNS)}"
     learned_steps = {r["training"]["steps"] for r in reports.values() if r.get("training")}
     steps_earlier = {r["training"].get("steps_before", 0) for r in reports.values() if r.get("training")}
+    started_from = []
+    if FLAGS.init_from:
+        earlier = sorted(steps_earlier) if steps_earlier else "no learned run yet"
+        started_from = [
+            f"- Started from: the final weights of each run of `{FLAGS.init_from}` (fresh optimisers; "
+            f"steps before: {earlier}), so the total budget is those plus this table's."
+        ]
     lines = [
         "# Quality benchmark: Table 1(b) and 1(c) on the synthetic puppets",
         "",
@@ -493,14 +500,7 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
         f"{'the config schedule' if FLAGS.steps is None else f'{FLAGS.steps} steps'} "
         f"(steps done: {sorted(learned_steps) if learned_steps else 'no learned run yet'}); "
         f"{schedule(data_root)}.",
-        *(
-            [
-                f"- Started from: the final weights of each run of `{FLAGS.init_from}` (fresh optimisers; "
-                f"steps before: {sorted(steps_earlier)}), so the total budget is those plus this table's."
-            ]
-            if FLAGS.init_from
-            else []
-        ),
+        *started_from,
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}.",
         "",
         "## Table 1(b): variants (K = 10)",
