@@ -71,26 +71,22 @@ def test_a_planted_halo_is_found_and_cleaning_the_target_removes_its_loss():
     assert report["outer_ring_gradient"]["source"]["zero"] == 1.0
 
 
+def run_halo(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, SCRIPT, *flags], capture_output=True, text=True, timeout=120, env=quiet_env()
+    )
+
+
 def test_the_script_names_a_bad_runs_entry_before_any_work(tmp_path):
     (tmp_path / "ground_truth").mkdir()
     (tmp_path / "ground_truth" / "info.json").write_text("{}")
     (tmp_path / "good" / "final").mkdir(parents=True)
-    args = [sys.executable, SCRIPT, f"--data_dir={tmp_path}", f"--output={tmp_path / 'halo.json'}"]
-    bad = subprocess.run(
-        [*args, f"--runs=good={tmp_path / 'good'},oops={tmp_path / 'missing'}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=quiet_env(),
+    output = f"--output={tmp_path / 'halo.json'}"
+    bad = run_halo(
+        f"--data_dir={tmp_path}", output, f"--runs=good={tmp_path / 'good'},oops={tmp_path / 'missing'}"
     )
     assert bad.returncode != 0
     assert "--runs entry 'oops=" in bad.stderr and "final/" in bad.stderr
-    no_data = subprocess.run(
-        [sys.executable, SCRIPT, f"--data_dir={tmp_path / 'none'}", f"--runs=good={tmp_path / 'good'}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=quiet_env(),
-    )
+    no_data = run_halo(f"--data_dir={tmp_path / 'none'}", output, f"--runs=good={tmp_path / 'good'}")
     assert no_data.returncode != 0 and "is not a synthetic set" in no_data.stderr
     assert not (tmp_path / "halo.json").exists()
