@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
+from absl import logging
 
 # The --mixed_precision choices of every command that trains (see trainer.resolve_precision).
 PRECISIONS = ("auto", "off", "mixed_bfloat16", "mixed_float16")
@@ -95,6 +96,14 @@ DEFAULTS: dict[str, Any] = {
         "segmentation_warmup": {"epochs": 0, "factor": 1.0},
     },
     "visualizer_params": {"kp_size": 5, "draw_border": True, "colormap": "gist_rainbow"},
+}
+
+# Keys of the original schema that nothing in coseg-tf reads: accepted so that the original's
+# YAML files load, and named in a warning when set to anything but their default.
+UNREAD: dict[str, str] = {
+    "dataset_params.pairs_list": "a list of fixed source/driving video pairs; no coseg-tf command reads one",
+    "visualizer_params.draw_border": "training images are drawn without part borders",
+    "visualizer_params.colormap": "training images use coseg-tf's own part colours",
 }
 
 # Other spellings of the same key, as found in the original's YAML files and trainer.
@@ -195,6 +204,10 @@ def build_config(
         if not overrides:
             raise
         raise ConfigError(f"{e} (after the overrides {list(overrides)})") from None
+    for dotted, why in UNREAD.items():
+        section, key = dotted.split(".")
+        if config[section][key] != DEFAULTS[section][key]:
+            logging.warning("config key '%s' is set but not used: %s", dotted, why)
     return config
 
 

@@ -97,3 +97,21 @@ def test_segmentation_warmup_is_checked():
     for bad in ({"epochs": -1}, {"epochs": 1.5}, {"factor": 0}):
         with pytest.raises(cfg.ConfigError, match="segmentation_warmup"):
             cfg.build_config({"train_params": {"segmentation_warmup": bad}})
+
+
+def test_keys_nothing_reads_are_named_in_a_warning_when_set(caplog):
+    with caplog.at_level("WARNING", logger="absl"):
+        cfg.build_config(
+            {"dataset_params": {"pairs_list": "data/vox256.csv"}, "visualizer_params": {"kp_size": 3}}
+        )
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "'dataset_params.pairs_list' is set but not used" in warnings[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="absl"):
+        cfg.build_config({}, ["visualizer_params.colormap=viridis"])
+        cfg.load_config(cfg.packaged_config_path("vox-256-sem-10segments"))  # defaults: no warning
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "config key 'visualizer_params.colormap' is set but not used: "
+        "training images use coseg-tf's own part colours"
+    ]
