@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from coseg_tf.data import DatasetStats, catalog, make_pair_dataset, make_video_dataset, testing, video_io
+from coseg_tf.data import (
+    DatasetStats,
+    augment,
+    catalog,
+    make_pair_dataset,
+    make_video_dataset,
+    testing,
+    video_io,
+)
 from coseg_tf.data.video_io import DatasetError
 
 SHAPE = [32, 32, 3]
@@ -403,3 +411,24 @@ def test_probing_is_reused_but_a_changed_folder_is_seen(bad_root):
     testing.write_video(str(bad_root / "train" / "good3"), testing.pattern_frames(3), "png")
     again = catalog.build_catalog(p, "train", DatasetStats())
     assert again is not first and "good3" in again.names
+
+
+def test_colour_jitter_runs_its_ops_in_a_random_order_per_pair():
+    frames = tf.random.stateless_uniform([2, 8, 8, 3], [1, 2])
+    jitter = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.5, "hue": 0.3}
+    orders, differs_from_fixed_order = set(), 0
+    for seed in range(24):
+        seed = tf.constant(seed, tf.int64)
+        out, _ = augment.augment_pair(frames, seed, {"jitter_param": jitter})
+        ops, order = augment.jitter_ops(seed, jitter), augment.jitter_order(seed, 4).numpy().tolist()
+        assert sorted(order) == [0, 1, 2, 3]
+        in_order, fixed = frames, frames
+        for i in order:
+            in_order = ops[i](in_order)
+        for op in ops:
+            fixed = op(fixed)
+        np.testing.assert_allclose(out, in_order, atol=1e-6)
+        orders.add(tuple(order))
+        differs_from_fixed_order += not np.allclose(out, fixed, atol=1e-4)
+    assert len(orders) >= 10  # of the 24 orders of four ops
+    assert differs_from_fixed_order >= 10  # the order changes the result

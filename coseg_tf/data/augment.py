@@ -8,18 +8,18 @@ deterministic under parallel `map` for a given pipeline seed.
 Colour jitter follows the torchvision-style jitter of the original: brightness and contrast
 are multiplicative factors drawn from [max(0, 1 - p), 1 + p] (contrast around the mean gray
 level of each frame), saturation likewise, hue a shift in [-p, p] turns of the colour wheel.
-The four ops run in a fixed order (the original shuffles their order per example).
+The enabled ops run in a random order drawn per pair, as the original's jitter does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import tensorflow as tf
 
 # Stream ids of the per-example seed, one per random decision.
-_TIME_FLIP, _H_FLIP, _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(1, 7)
+_TIME_FLIP, _H_FLIP, _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE, _JITTER_ORDER = range(1, 8)
 # ITU-R 601 luma weights, as tf.image.rgb_to_grayscale.
 _GRAY_WEIGHTS = tf.constant([0.2989, 0.5870, 0.1140], tf.float32)
 
@@ -56,24 +56,56 @@ def augment_pair(
     if flips.get("horizontal_flip"):
         flip = _uniform(seed, _H_FLIP) < 0.5
         frames = tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+    ops = jitter_ops(seed, jitter)
+    if ops:
+        order = jitter_order(seed, len(ops))
+        for position in range(len(ops)):
+            # Each branch closes over the frames of the previous position (default argument).
+            branches = [lambda op=op, x=frames: op(x) for op in ops]
+            frames = tf.switch_case(order[position], branches)
+    return frames, swapped
+
+
+def jitter_ops(seed: tf.Tensor, jitter: Mapping[str, Any]) -> list[Callable[[tf.Tensor], tf.Tensor]]:
+    """The enabled colour-jitter ops (brightness, contrast, saturation, hue order), factors drawn.
+
+    Each maps float32 [2, H, W, 3] frames in [0, 1] to jittered frames, clipped to [0, 1].
+    """
+    seed = tf.cast(seed, tf.int64)
+    ops: list[Callable[[tf.Tensor], tf.Tensor]] = []
     brightness = float(jitter.get("brightness", 0.0))
     if brightness > 0:
-        frames = tf.clip_by_value(frames * _uniform(seed, _BRIGHTNESS, *_factor_range(brightness)), 0.0, 1.0)
+        b = _uniform(seed, _BRIGHTNESS, *_factor_range(brightness))
+        ops.append(lambda frames: tf.clip_by_value(frames * b, 0.0, 1.0))
     contrast = float(jitter.get("contrast", 0.0))
     if contrast > 0:
-        factor = _uniform(seed, _CONTRAST, *_factor_range(contrast))
-        # Mean gray level per frame, from the channel means (gray is linear in RGB).
-        mean = tf.tensordot(tf.reduce_mean(frames, axis=[1, 2]), _GRAY_WEIGHTS, axes=1)[:, None, None, None]
-        frames = tf.clip_by_value((frames - mean) * factor + mean, 0.0, 1.0)
+        c = _uniform(seed, _CONTRAST, *_factor_range(contrast))
+
+        def adjust_contrast(frames: tf.Tensor) -> tf.Tensor:
+            # Mean gray level per frame, from the channel means (gray is linear in RGB).
+            mean = tf.tensordot(tf.reduce_mean(frames, axis=[1, 2]), _GRAY_WEIGHTS, axes=1)[
+                :, None, None, None
+            ]
+            return tf.clip_by_value((frames - mean) * c + mean, 0.0, 1.0)
+
+        ops.append(adjust_contrast)
     saturation = float(jitter.get("saturation", 0.0))
     if saturation > 0:
-        factor = _uniform(seed, _SATURATION, *_factor_range(saturation))
-        frames = tf.clip_by_value(tf.image.adjust_saturation(frames, factor), 0.0, 1.0)
+        s = _uniform(seed, _SATURATION, *_factor_range(saturation))
+        ops.append(lambda frames: tf.clip_by_value(tf.image.adjust_saturation(frames, s), 0.0, 1.0))
     hue = float(jitter.get("hue", 0.0))
     if hue > 0:
-        delta = _uniform(seed, _HUE, -min(hue, 0.5), min(hue, 0.5))
-        frames = tf.clip_by_value(tf.image.adjust_hue(frames, delta), 0.0, 1.0)
-    return frames, swapped
+        h = _uniform(seed, _HUE, -min(hue, 0.5), min(hue, 0.5))
+        ops.append(lambda frames: tf.clip_by_value(tf.image.adjust_hue(frames, h), 0.0, 1.0))
+    return ops
+
+
+def jitter_order(seed: tf.Tensor, num_ops: int) -> tf.Tensor:
+    """A random permutation of range(num_ops) for this pair: the order the jitter ops run in."""
+    keys = tf.random.stateless_uniform(
+        [num_ops], tf.stack([tf.cast(seed, tf.int64), tf.constant(_JITTER_ORDER, tf.int64)])
+    )
+    return tf.argsort(keys)
 
 
 def finish_pair(
