@@ -26,15 +26,6 @@ def params(root, **kwargs):
     return {"root_dir": str(root), "frame_shape": SHAPE, **kwargs}
 
 
-def collect(ds):
-    """All examples of one pass, unbatched, as numpy."""
-    out = collections.defaultdict(list)
-    for batch in ds:
-        for key, value in batch.items():
-            out[key].extend(list(value.numpy()))
-    return out
-
-
 @pytest.fixture(scope="module")
 def layout_roots(tmp_path_factory):
     """For each layout, a dataset with train/ (3 videos of 5, 6 and 8 frames) and test/ (1 video)."""
@@ -53,7 +44,7 @@ def test_pairs_are_two_sorted_distinct_frames_of_one_video(layout_roots, layout)
     ds = make_pair_dataset(params(root), batch_size=4, num_repeats=4, include_metadata=True)
     first = next(iter(ds))
     assert first["source"].shape == (4, 32, 32, 3) and first["source"].dtype == tf.float32
-    ex = collect(ds)
+    ex = testing.collect(ds)
     assert len(ex["source"]) == 12  # 3 videos x 4 repeats
     videos = {
         n: video_io.read_video(str(root / "train" / n) + testing.EXTENSIONS[layout], SHAPE) for n in "abc"
@@ -70,7 +61,7 @@ def test_pairs_are_two_sorted_distinct_frames_of_one_video(layout_roots, layout)
 
 def test_frame_pairs_cover_the_video_uniformly(layout_roots):
     ds = make_pair_dataset(params(layout_roots["png"]), batch_size=10, num_repeats=400, include_metadata=True)
-    ex = collect(ds)
+    ex = testing.collect(ds)
     counts = collections.Counter()
     for name, (i, j) in zip(ex["video"], ex["frame_indices"], strict=True):
         if name == b"c":
@@ -84,7 +75,7 @@ def test_same_frame_twice_only_without_distinct_frames(layout_roots):
     root = layout_roots["frames"]
     equal = 0
     for distinct in (True, False):
-        ex = collect(
+        ex = testing.collect(
             make_pair_dataset(
                 params(root, distinct_frames=distinct), batch_size=10, num_repeats=60, include_metadata=True
             )
@@ -96,7 +87,7 @@ def test_same_frame_twice_only_without_distinct_frames(layout_roots):
 def test_num_repeats_lengthens_the_epoch(layout_roots):
     root = layout_roots["frames"]
     for repeats in (1, 5):
-        ex = collect(
+        ex = testing.collect(
             make_pair_dataset(
                 params(root), batch_size=2, num_repeats=repeats, drop_remainder=False, include_metadata=True
             )
@@ -122,7 +113,7 @@ def test_id_sampling_draws_an_identity_then_a_clip(identity_root):
             num_repeats=100,
             include_metadata=True,
         )
-        names = collect(ds)["video"]
+        names = testing.collect(ds)["video"]
         return len(names), sum(n == b"B#clip0" for n in names) / len(names), set(names)
 
     size, share, names = share_of_b(True)
@@ -147,8 +138,10 @@ def still_root(tmp_path_factory):
 @pytest.mark.parametrize("jitter", ["brightness", "contrast", "saturation", "hue"])
 def test_colour_jitter_is_the_same_for_both_frames(still_root, jitter):
     aug = {"jitter_param": {jitter: 0.3}}
-    plain = collect(make_pair_dataset(params(still_root), batch_size=4, num_repeats=8, include_metadata=True))
-    ex = collect(
+    plain = testing.collect(
+        make_pair_dataset(params(still_root), batch_size=4, num_repeats=8, include_metadata=True)
+    )
+    ex = testing.collect(
         make_pair_dataset(
             params(still_root, augmentation_params=aug), batch_size=4, num_repeats=8, include_metadata=True
         )
@@ -166,7 +159,7 @@ def test_colour_jitter_is_the_same_for_both_frames(still_root, jitter):
 
 def test_horizontal_flip_flips_both_frames(layout_roots):
     aug = {"flip_param": {"horizontal_flip": True}}
-    ex = collect(
+    ex = testing.collect(
         make_pair_dataset(params(layout_roots["png"], augmentation_params=aug), batch_size=4, num_repeats=8)
     )
     flipped = []
@@ -183,7 +176,7 @@ def test_horizontal_flip_flips_both_frames(layout_roots):
 
 def test_time_flip_swaps_source_and_target(layout_roots):
     aug = {"flip_param": {"time_flip": True}}
-    ex = collect(
+    ex = testing.collect(
         make_pair_dataset(
             params(layout_roots["png"], augmentation_params=aug),
             batch_size=4,
@@ -203,16 +196,16 @@ def test_a_seed_fixes_the_stream_and_each_epoch_redraws(layout_roots):
         params(layout_roots["frames"]), batch_size=3, num_repeats=4, seed=seed, include_metadata=True
     )
     ds = make(1)
-    a = collect(ds)
-    b = collect(make(1))
+    a = testing.collect(ds)
+    b = testing.collect(make(1))
     np.testing.assert_array_equal(a["frame_indices"], b["frame_indices"])
     assert a["video"] == b["video"]
-    second_epoch = collect(ds)
+    second_epoch = testing.collect(ds)
     assert (second_epoch["video"], [tuple(x) for x in second_epoch["frame_indices"]]) != (
         a["video"],
         [tuple(x) for x in a["frame_indices"]],
     )
-    other = collect(make(2))
+    other = testing.collect(make(2))
     assert [tuple(x) for x in other["frame_indices"]] != [tuple(x) for x in a["frame_indices"]]
 
 
@@ -258,7 +251,7 @@ def test_input_pipelines_see_disjoint_shares_of_the_epoch(layout_roots):
             params(root), batch_size=4, num_repeats=4, input_context=context, include_metadata=True
         )
         assert next(iter(ds))["source"].shape[0] == 2  # per-replica batch
-        ex = collect(ds)
+        ex = testing.collect(ds)
         shares.append(list(zip(ex["video"], map(tuple, ex["frame_indices"]), strict=True)))
     assert len(shares[0]) == len(shares[1]) == 6
     assert shares[0] != shares[1]
@@ -288,7 +281,7 @@ def test_whole_videos_in_name_order(layout_roots):
 def test_gray_and_other_size_inputs_come_out_rgb_at_frame_shape(tmp_path):
     testing.write_video(str(tmp_path / "train" / "g"), testing.pattern_frames(4, (48, 48))[..., 0], "frames")
     testing.write_video(str(tmp_path / "train" / "m"), testing.pattern_frames(4, (64, 48)), "mp4")
-    ex = collect(make_pair_dataset(params(tmp_path), batch_size=2, num_repeats=2))
+    ex = testing.collect(make_pair_dataset(params(tmp_path), batch_size=2, num_repeats=2))
     assert np.stack(ex["source"]).shape == (4, 32, 32, 3)
 
 
@@ -318,7 +311,7 @@ def test_bad_videos_are_skipped_named_and_counted(bad_root, caplog):
         include_metadata=True,
     )
     assert stats.num_skipped == 3  # found while building: corrupt, 1 frame, no frames
-    ex = collect(ds)  # training goes on through the garbled frames
+    ex = testing.collect(ds)  # training goes on through the garbled frames
     assert set(ex["video"]) == {b"good1", b"good2"}
     assert len(ex["video"]) == 40
     assert stats.num_skipped == 4

@@ -24,14 +24,6 @@ from coseg_tf.testing import run_module
 SHAPE = [32, 32, 3]
 
 
-def collect(ds):
-    out = collections.defaultdict(list)
-    for batch in ds:
-        for key, value in batch.items():
-            out[key].extend(list(value.numpy()))
-    return out
-
-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """Mixed layouts in one dataset, plus one corrupt file."""
@@ -75,7 +67,7 @@ def test_pairs_round_trip_exactly(source, converted):
         "b": video_io.read_video(str(source / "train" / "b"), SHAPE),
         "c": video_io.read_video(str(source / "train" / "c.mp4"), SHAPE),
     }
-    ex = collect(
+    ex = testing.collect(
         make_pair_dataset(
             {"root_dir": out, "frame_shape": SHAPE}, batch_size=5, num_repeats=10, include_metadata=True
         )
@@ -124,12 +116,12 @@ def test_jpeg_frames_are_close(source, tmp_path):
 def test_time_flip_and_seed_behave_as_in_the_file_pipeline(converted):
     out, _, _ = converted
     p = {"root_dir": out, "frame_shape": SHAPE, "augmentation_params": {"flip_param": {"time_flip": True}}}
-    ex = collect(make_pair_dataset(p, batch_size=5, num_repeats=10, include_metadata=True))
+    ex = testing.collect(make_pair_dataset(p, batch_size=5, num_repeats=10, include_metadata=True))
     swapped = sum(int(i > j) for i, j in ex["frame_indices"])
     assert 0 < swapped < 30
     for src, (i, _) in zip(ex["source"], ex["frame_indices"], strict=True):
         assert round(testing.frame_index_of(src)) == i
-    again = collect(make_pair_dataset(p, batch_size=5, num_repeats=10, include_metadata=True))
+    again = testing.collect(make_pair_dataset(p, batch_size=5, num_repeats=10, include_metadata=True))
     np.testing.assert_array_equal(again["frame_indices"], ex["frame_indices"])
 
 
@@ -149,12 +141,12 @@ def identity_records(tmp_path_factory):
 
 def test_id_sampling_in_expectation(identity_records):
     p = {"root_dir": identity_records, "frame_shape": [8, 8, 3], "id_sampling": True}
-    names = collect(
+    names = testing.collect(
         make_pair_dataset(p, batch_size=10, num_repeats=100, drop_remainder=False, include_metadata=True)
     )["video"]
     assert 160 < len(names) < 240  # 2 identities x 100 repeats, in expectation
     assert 0.4 < sum(n == b"B#clip0" for n in names) / len(names) < 0.6
-    plain = collect(
+    plain = testing.collect(
         make_pair_dataset({**p, "id_sampling": False}, batch_size=10, num_repeats=100, include_metadata=True)
     )["video"]
     assert len(plain) == 1000 and collections.Counter(plain)[b"B#clip0"] == 100
@@ -174,7 +166,7 @@ def test_input_pipelines_get_disjoint_shares(identity_records, converted, many_s
             drop_remainder=False,
             include_metadata=True,
         )
-        shares.append(collections.Counter(collect(ds)["video"]))
+        shares.append(collections.Counter(testing.collect(ds)["video"]))
     assert shares[0] != shares[1] and all(shares)
     total = shares[0] + shares[1]
     assert set(total.values()) == {4}  # every video exactly num_repeats times over both
@@ -226,7 +218,7 @@ def test_non_local_paths_go_through_gfile(source, tmp_path):
     remote = f"ram://coseg-test-{os.getpid()}"
     _upload(str(source), f"{remote}/src")
     p = {"root_dir": f"{remote}/src", "frame_shape": SHAPE}
-    ex = collect(make_pair_dataset(p, batch_size=3, num_repeats=2, include_metadata=True))
+    ex = testing.collect(make_pair_dataset(p, batch_size=3, num_repeats=2, include_metadata=True))
     assert collections.Counter(ex["video"]) == {b"a": 2, b"b": 2, b"c": 2}
     c = video_io.read_video(str(source / "train" / "c.mp4"), SHAPE)
     for src, name, (i, _) in zip(ex["source"], ex["video"], ex["frame_indices"], strict=True):

@@ -1,4 +1,4 @@
-"""Writing small videos in every supported layout, for tests and benchmarks.
+"""Writing small videos in every supported layout, and reading a pipeline back, for tests.
 
 `pattern_frames` gives frames whose content encodes the video and frame index in flat
 blocks (robust to lossy codecs): the left half's red level rises with the frame index, the
@@ -7,8 +7,10 @@ right half's falls, so a horizontal flip, a swapped pair or a wrong frame is vis
 
 from __future__ import annotations
 
+import collections
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -108,3 +110,12 @@ def write_dataset(
         name = names[v] if names is not None else f"video{v:03d}"
         paths.append(write_video(os.path.join(root, name), pattern_frames(count, size, v), layout))
     return paths
+
+
+def collect(batches: Iterable[Mapping[str, Any]]) -> dict[str, list[np.ndarray]]:
+    """Every example of one pass over a batched dataset, unbatched, as numpy arrays by key."""
+    out: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+    for batch in batches:
+        for key, value in batch.items():
+            out[key].extend(list(value.numpy()))
+    return out
