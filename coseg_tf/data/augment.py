@@ -24,9 +24,13 @@ _TIME_FLIP, _H_FLIP, _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE, _JITTER_ORDER = 
 _GRAY_WEIGHTS = tf.constant([0.2989, 0.5870, 0.1140], tf.float32)
 
 
+def _stream_seed(seed: tf.Tensor, stream: int) -> tf.Tensor:
+    """The stateless seed of one random decision of the pair seeded `seed`."""
+    return tf.stack([tf.cast(seed, tf.int64), tf.constant(stream, tf.int64)])
+
+
 def _uniform(seed: tf.Tensor, stream: int, low: float = 0.0, high: float = 1.0) -> tf.Tensor:
-    pair_seed = tf.stack([seed, tf.constant(stream, tf.int64)])
-    return tf.random.stateless_uniform([], pair_seed, minval=low, maxval=high)
+    return tf.random.stateless_uniform([], _stream_seed(seed, stream), minval=low, maxval=high)
 
 
 def _factor_range(amount: float) -> tuple[float, float]:
@@ -102,10 +106,7 @@ def jitter_ops(seed: tf.Tensor, jitter: Mapping[str, Any]) -> list[Callable[[tf.
 
 def jitter_order(seed: tf.Tensor, num_ops: int) -> tf.Tensor:
     """A random permutation of range(num_ops) for this pair: the order the jitter ops run in."""
-    keys = tf.random.stateless_uniform(
-        [num_ops], tf.stack([tf.cast(seed, tf.int64), tf.constant(_JITTER_ORDER, tf.int64)])
-    )
-    return tf.argsort(keys)
+    return tf.argsort(tf.random.stateless_uniform([num_ops], _stream_seed(seed, _JITTER_ORDER)))
 
 
 def finish_pair(
