@@ -50,7 +50,6 @@ def augment_pair(
 
     Returns the frames and whether source and target were swapped (time flip).
     """
-    seed = tf.cast(seed, tf.int64)
     flips = aug_params.get("flip_param", {})
     jitter = aug_params.get("jitter_param", {})
     swapped = tf.constant(False)
@@ -75,7 +74,6 @@ def jitter_ops(seed: tf.Tensor, jitter: Mapping[str, Any]) -> list[Callable[[tf.
 
     Each maps float32 [2, H, W, 3] frames in [0, 1] to jittered frames, clipped to [0, 1].
     """
-    seed = tf.cast(seed, tf.int64)
     ops: list[Callable[[tf.Tensor], tf.Tensor]] = []
     brightness = float(jitter.get("brightness", 0.0))
     if brightness > 0:
