@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from absl import logging
 
+from coseg_tf.errors import CosegError
+
 # The --mixed_precision choices of every command that trains (see trainer.resolve_precision).
 PRECISIONS = ("auto", "off", "mixed_bfloat16", "mixed_float16")
 VARIANTS = ("naive", "shift_only", "affine_only", "v_backprop", "full")
@@ -136,7 +138,7 @@ _VARIANT_FLAGS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(CosegError):
     """A config file or override that does not fit the schema."""
 
 

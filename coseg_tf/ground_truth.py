@@ -40,13 +40,14 @@ import cv2
 import numpy as np
 
 from coseg_tf.data import video_io
+from coseg_tf.errors import CosegError
 
 FORMATS = ("synthetic", "plain", "original")
 # Lossless layouts first: the synthetic labels match their pixels exactly.
 _SYNTHETIC_LAYOUTS = ("png", "frames", "jpg", "mp4", "mov", "avi", "gif")
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(CosegError):
     """Ground truth that is missing or malformed."""
 
 

@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from coseg_tf.data import video_io
+from coseg_tf.errors import CosegError
 from coseg_tf.export.loading import LoadedModel, ModelLoadError, load_model, run_dir_keras
 
 CROPS = ("none", "center")
 
 
-class InputError(ValueError):
+class InputError(CosegError):
     """Images, frames, part ids or options that the model cannot be run on."""
 
 

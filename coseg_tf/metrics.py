@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from coseg_tf.errors import CosegError
+
 
 def foreground_probability(segmentation: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """O = sum of the K foreground channels of [N, h, w, K+1] (or [h, w, K+1]), bilinearly resized.
@@ -148,7 +150,7 @@ def part_centroids(segmentation: np.ndarray, eps: float = CENTROID_EPS) -> np.nd
     return np.stack([x, y], axis=-1)
 
 
-class SplitOverlapError(ValueError):
+class SplitOverlapError(CosegError):
     """The regression's train and test splits share identities."""
 
 

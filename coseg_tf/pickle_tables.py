@@ -33,14 +33,16 @@ import numpy as np
 from numpy._core import multiarray as _np_multiarray
 from numpy._core import numeric as _np_numeric
 
+from coseg_tf.errors import CosegError
+
 __all__ = ["PickleTableError", "UnsafePickleError", "read_dataframe_pickle"]
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(CosegError):
     """The pickle was not read: no trust given, or it names a global outside the allow-list."""
 
 
-class PickleTableError(ValueError):
+class PickleTableError(CosegError):
     """A pickle that is not a DataFrame this reader understands (nothing from it was run)."""
 
 

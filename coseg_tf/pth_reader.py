@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from coseg_tf.errors import CosegError
+
 __all__ = ["UnsafeCheckpointError", "read_torch_checkpoint"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -36,7 +38,7 @@ _LEGACY_PROTOCOL = 1001
 _MAX_EXPANDED_ELEMENTS = 1 << 28
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(CosegError):
     """The checkpoint's pickle names a global outside the allow-list; nothing from it was run."""
 
 

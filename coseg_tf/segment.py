@@ -21,6 +21,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import cli
+from coseg_tf.errors import CosegError
 
 FLAGS = flags.FLAGS
 
@@ -85,7 +86,7 @@ class Item:
     is_video: bool
 
 
-class InputFileError(ValueError):
+class InputFileError(CosegError):
     """An input (also coseg-swap's source or target) that does not exist or cannot be decoded; the
     message names the file."""
 

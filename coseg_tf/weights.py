@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from coseg_tf import geometry
+from coseg_tf.errors import CosegError
 
 # FOMM's names for the segmenter's heads.
 _FOMM_SEGMENTER_NAMES = {"kp": "shift", "jacobian": "affine", "semantic_seg": "segmentation"}
@@ -30,7 +31,7 @@ _BATCH_NORM_PARAMS = {
 }
 
 
-class WeightImportError(ValueError):
+class WeightImportError(CosegError):
     """A state dict that does not fit the model (unknown key, wrong shape)."""
 
 

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from coseg_tf import config as config_lib
 from coseg_tf import weights as weights_lib
+from coseg_tf.errors import CosegError
 from coseg_tf.generator import ReconstructionModule
 from coseg_tf.model import CosegModel, build_modules
 from coseg_tf.segmenter import SegmentationModule
@@ -31,7 +32,7 @@ from coseg_tf.segmenter import SegmentationModule
 ORIGINAL_SUFFIXES = (".pth.tar", ".pth", ".tar", ".npz")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(CosegError):
     """A model path, config or checkpoint that cannot be turned into modules to export."""
 
 

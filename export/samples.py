@@ -17,9 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from coseg_tf import config as config_lib
+from coseg_tf.errors import CosegError
 
 
-class NoSamplesError(ValueError):
+class NoSamplesError(CosegError):
     """Neither the data pipeline nor image files gave any frames."""
 
 

@@ -26,6 +26,8 @@ from collections.abc import Iterator, Sequence
 import cv2
 import numpy as np
 
+from coseg_tf.errors import CosegError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif")
 
@@ -36,7 +38,7 @@ class VideoReadError(IOError):
     """A video that cannot be decoded, or has fewer than two frames: skipped, not fatal."""
 
 
-class DatasetError(ValueError):
+class DatasetError(CosegError):
     """A dataset problem that must stop the run before training starts."""
 
 
