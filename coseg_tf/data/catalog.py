@@ -242,6 +242,27 @@ def check_epoch_size(num_examples: int, num_pipelines: int, batch_size: int, dro
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class PairRequest:
+    """`make_pair_dataset`'s arguments, resolved once for whichever reader serves the root
+    (the file pipeline of `pipeline.py`, or `tfrecords.pair_dataset`); both yield unbatched pairs."""
+
+    params: Mapping[str, Any]  # from `resolve_params`
+    split: str
+    num_repeats: int
+    seed: int  # `effective_seed` of the caller's seed
+    deterministic: bool  # the caller gave a seed
+    shuffle: bool
+    include_metadata: bool
+    drop_remainder: bool
+    num_pipelines: int
+    pipeline_id: int
+    per_replica: int  # batch size of one replica
+
+    def check_epoch_size(self, num_examples: int) -> None:
+        check_epoch_size(num_examples, self.num_pipelines, self.per_replica, self.drop_remainder)
+
+
 _PROCESS_SEED: int | None = None
 _SEED_LOCK = threading.Lock()
 

@@ -19,7 +19,6 @@ pure-TF reader in `tfrecords.py`, which yields the same structure.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -29,7 +28,7 @@ import tensorflow as tf
 
 from coseg_tf.data import catalog, tfrecords, video_io
 from coseg_tf.data.augment import finish_pair
-from coseg_tf.data.catalog import Catalog, DatasetStats, effective_seed, pipeline_shard
+from coseg_tf.data.catalog import Catalog, DatasetStats, PairRequest, effective_seed, pipeline_shard
 
 
 class _DecodedCache:
@@ -163,27 +162,6 @@ class PairLoader:
 
 class _AlreadySkipped(Exception):
     pass
-
-
-@dataclasses.dataclass(frozen=True)
-class PairRequest:
-    """`make_pair_dataset`'s arguments, resolved once for whichever reader serves the root
-    (the file pipeline here, or `tfrecords.pair_dataset`); both yield unbatched pairs."""
-
-    params: Mapping[str, Any]  # from `catalog.resolve_params`
-    split: str
-    num_repeats: int
-    seed: int  # `effective_seed` of the caller's seed
-    deterministic: bool  # the caller gave a seed
-    shuffle: bool
-    include_metadata: bool
-    drop_remainder: bool
-    num_pipelines: int
-    pipeline_id: int
-    per_replica: int  # batch size of one replica
-
-    def check_epoch_size(self, num_examples: int) -> None:
-        catalog.check_epoch_size(num_examples, self.num_pipelines, self.per_replica, self.drop_remainder)
 
 
 def make_pair_dataset(

@@ -26,7 +26,7 @@ import collections
 import concurrent.futures
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,11 +35,8 @@ from absl import logging
 
 from coseg_tf.data import catalog, video_io
 from coseg_tf.data.augment import finish_pair
-from coseg_tf.data.catalog import DatasetStats
+from coseg_tf.data.catalog import DatasetStats, PairRequest
 from coseg_tf.data.video_io import DatasetError
-
-if TYPE_CHECKING:  # pipeline imports this module
-    from coseg_tf.data.pipeline import PairRequest
 
 MANIFEST_NAME = "coseg_tfrecords.json"
 FORMAT_NAME = "coseg-tfrecords"
