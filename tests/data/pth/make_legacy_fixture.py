@@ -3,8 +3,8 @@
 NOT run by the tests, and NOT a dependency of the package: it needs PyTorch, which coseg-tf
 never imports. It was run once, in a throwaway environment outside the repository:
 
-    python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy
-    /tmp/torchenv/bin/python tests/data/pth/make_legacy_fixture.py
+    python3 -m venv ../torchenv && ../torchenv/bin/pip install torch==2.13.0 numpy
+    ../torchenv/bin/python tests/data/pth/make_legacy_fixture.py
 
 It saves the same object twice, in the legacy format (`_use_new_zipfile_serialization=False`,
 what torch < 1.6 wrote) and in the zip format (the default since torch 1.6), plus the values
