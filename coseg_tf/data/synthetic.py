@@ -25,19 +25,23 @@ plus `ground_truth/info.json` with part and joint names, the draw order and the 
 Rendering is vectorised numpy plus `cv2.fillConvexPoly` (hard edges, no anti-aliasing, so
 every pixel of a part region has exactly one of the part's two colours in the lossless
 layouts). TensorFlow is not imported.
+
+The writer and layout (`generate_synthetic_dataset`) serve every procedural `Family`; the
+other one is `coseg_tf.data.heads` (talking heads), with the same files and ground truth.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import importlib
 import json
 import math
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -155,7 +159,7 @@ def _appearance(rng: np.random.Generator, size: int) -> Appearance:
     )
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def background_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Muted (low saturation) static texture: blotches, faint oriented stripes, fine grain."""
     hsv = np.stack(
         [rng.uniform(0, 360, 2), rng.uniform(0.05, 0.3, 2), rng.uniform(0.3, 0.65, 2)], axis=-1
@@ -174,7 +178,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
 
 
-def _smooth_curve(rng: np.random.Generator, num_frames: int, count: int) -> np.ndarray:
+def smooth_curves(rng: np.random.Generator, num_frames: int, count: int) -> np.ndarray:
     """`count` smooth random curves over the frames, each spanning about [-1, 1]: [count, T]."""
     t = np.arange(num_frames, dtype=np.float64)[None, :, None]
     freq = rng.uniform(1 / 64, 1 / 24, (count, 1, 2))  # cycles per frame, two harmonics
@@ -216,7 +220,7 @@ class Pose:
 
 
 def _pose(rng: np.random.Generator, look: Appearance, size: int, num_frames: int) -> Pose:
-    curves = _smooth_curve(rng, num_frames, 12)
+    curves = smooth_curves(rng, num_frames, 12)
 
     def angle(i: int, center: tuple[float, float], amplitude: tuple[float, float]) -> np.ndarray:
         return rng.uniform(*center) + rng.uniform(*amplitude) * curves[i]
@@ -304,13 +308,53 @@ def _pose(rng: np.random.Generator, look: Appearance, size: int, num_frames: int
     return Pose(stacked, polygons, anchors, axes)
 
 
-def _rasterise(pose: Pose, size: int, num_frames: int) -> np.ndarray:
+def rasterise(layers: Sequence[tuple[int, np.ndarray]], size: int, num_frames: int) -> np.ndarray:
+    """Label maps uint8 [T, size, size] of convex polygons filled back to front.
+
+    Args:
+      layers: (part label, polygons [T, N, 2] as (x, y) pixels) in drawing order; a later
+        layer covers an earlier one. A frame whose polygon has a NaN vertex skips the layer
+        (the part is hidden in that frame).
+      size: Frame height and width.
+      num_frames: T.
+
+    Returns:
+      The labels, 0 where no layer is drawn.
+    """
     labels = np.zeros((num_frames, size, size), np.uint8)
-    fixed = {part: np.round(poly * 16.0).astype(np.int32) for part, poly in pose.polygons.items()}
-    for t in range(num_frames):
-        for part in DRAW_ORDER:
-            cv2.fillConvexPoly(labels[t], fixed[part][t], int(part), lineType=cv2.LINE_8, shift=4)
+    for part, polygons in layers:
+        drawn = np.isfinite(polygons).all(axis=(1, 2))
+        fixed = np.round(np.nan_to_num(polygons) * 16.0).astype(np.int32)  # 4 fractional bits
+        for t in np.flatnonzero(drawn):
+            cv2.fillConvexPoly(labels[t], fixed[t], int(part), lineType=cv2.LINE_8, shift=4)
     return labels
+
+
+def landmark_visibility(
+    landmarks: np.ndarray, labels: np.ndarray, joint_parts: Sequence[Sequence[int]]
+) -> np.ndarray:
+    """Whether each landmark is seen: bool [T, J].
+
+    Args:
+      landmarks: float [T, J, 2] (x, y) pixels, pixel centres at integer coordinates.
+      labels: uint8 [T, H, W] label maps.
+      joint_parts: Per landmark, the part labels it lies on.
+
+    Returns:
+      True where the landmark's pixel is in the frame and shows one of its parts.
+    """
+    num_frames, height, width = labels.shape
+    pixel = np.round(landmarks).astype(np.int64)
+    inside = (pixel >= 0).all(-1) & (pixel[..., 0] < width) & (pixel[..., 1] < height)
+    seen = labels[
+        np.arange(num_frames)[:, None],
+        np.clip(pixel[..., 1], 0, height - 1),
+        np.clip(pixel[..., 0], 0, width - 1),
+    ]
+    allowed = np.zeros((len(joint_parts), 256), bool)
+    for j, parts in enumerate(joint_parts):
+        allowed[j, list(parts)] = True
+    return inside & allowed[np.arange(len(joint_parts))[None], seen]
 
 
 def _paint(
@@ -335,23 +379,24 @@ def _paint(
 
 
 @dataclasses.dataclass
-class PuppetVideo:
-    """One rendered video and its ground truth."""
+class SyntheticVideo:
+    """One rendered video of any family and its ground truth."""
 
     name: str
     frames: np.ndarray  # uint8 [T, H, W, 3]
     labels: np.ndarray  # uint8 [T, H, W]
     landmarks: np.ndarray  # float32 [T, J, 2]
     landmark_visible: np.ndarray  # bool [T, J]
-    part_colors: np.ndarray  # uint8 [11, 2, 3]
+    part_colors: np.ndarray  # uint8 [P + 1, 2, 3]: each part's two colours (row 0 unused)
 
     @property
     def mask(self) -> np.ndarray:
         return self.labels > 0
 
 
-def video_name(identity: int, clip: int) -> str:
-    return f"puppet{identity:05d}#clip{clip:02d}"
+def video_name(identity: int, clip: int, prefix: str = "puppet") -> str:
+    """`puppet00003#clip01`: the part before `#` names the identity (for `id_sampling`)."""
+    return f"{prefix}{identity:05d}#clip{clip:02d}"
 
 
 def render_puppet_video(
@@ -362,26 +407,69 @@ def render_puppet_video(
     size: int = 64,
     seed: int = 0,
     part_style: str = "textured",
-) -> PuppetVideo:
+) -> SyntheticVideo:
     """Renders one puppet video; the same arguments always give the same video."""
     if part_style not in ("textured", "flat"):
         raise ValueError(f"part_style must be 'textured' or 'flat', got {part_style!r}")
     look = _appearance(np.random.default_rng([seed, identity, 0xA11]), size)
     rng = np.random.default_rng([seed, identity, clip, 0xB0D])
-    background = _background(rng, size)
+    background = background_texture(rng, size)
     pose = _pose(rng, look, size, num_frames)
-    labels = _rasterise(pose, size, num_frames)
+    labels = rasterise([(part, pose.polygons[part]) for part in DRAW_ORDER], size, num_frames)
     frames = _paint(labels, pose, look, background, flat=part_style == "flat")
-    pixel = np.round(pose.joints).astype(np.int64)
-    inside = (pixel >= 0).all(-1) & (pixel < size).all(-1)
-    clipped = np.clip(pixel, 0, size - 1)
-    t_index = np.arange(num_frames)[:, None]
-    seen = labels[t_index, clipped[..., 1], clipped[..., 0]]
-    allowed = np.zeros((len(JOINT_NAMES), NUM_PARTS + 1), bool)
-    for j, parts in enumerate(JOINT_PARTS):
-        allowed[j, list(parts)] = True
-    visible = inside & allowed[np.arange(len(JOINT_NAMES))[None], seen]
-    return PuppetVideo(video_name(identity, clip), frames, labels, pose.joints, visible, look.colors)
+    visible = landmark_visibility(pose.joints, labels, JOINT_PARTS)
+    return SyntheticVideo(video_name(identity, clip), frames, labels, pose.joints, visible, look.colors)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A procedurally rendered video family and the names of its ground truth.
+
+    Attributes:
+      name: The family's name (`coseg-synth --family`).
+      render: `(identity, clip, *, num_frames, size, seed, part_style) -> SyntheticVideo`,
+        deterministic in its arguments.
+      prefix: Its videos are named `video_name(identity, clip, prefix)`.
+      part_names: The name of each label; label 0 is the background.
+      joint_names: The landmark names.
+      joint_parts: Per landmark, the labels of the parts it lies on.
+      draw_order: The label of each drawn layer, back to front.
+    """
+
+    name: str
+    render: Callable[..., SyntheticVideo]
+    prefix: str
+    part_names: tuple[str, ...]
+    joint_names: tuple[str, ...]
+    joint_parts: tuple[tuple[int, ...], ...]
+    draw_order: tuple[int, ...]
+
+    def info(self) -> dict[str, Any]:
+        """The family's part of `ground_truth/info.json`."""
+        return {
+            "family": self.name,
+            "part_names": list(self.part_names),
+            "joint_names": list(self.joint_names),
+            "joint_parts": [[self.part_names[p] for p in parts] for parts in self.joint_parts],
+            "draw_order": [self.part_names[p] for p in self.draw_order],
+        }
+
+
+FAMILY = Family("puppets", render_puppet_video, "puppet", PART_NAMES, JOINT_NAMES, JOINT_PARTS, DRAW_ORDER)
+# The module defining each family's `FAMILY`, imported when the family is asked for.
+FAMILY_MODULES = {"puppets": __name__, "heads": "coseg_tf.data.heads"}
+FAMILIES = tuple(FAMILY_MODULES)
+
+
+def get_family(name: str) -> Family:
+    """The family called `name` (one of `FAMILIES`).
+
+    Raises:
+      ValueError: No family has that name.
+    """
+    if name not in FAMILY_MODULES:
+        raise ValueError(f"unknown synthetic family {name!r}; choose from {', '.join(FAMILIES)}")
+    return importlib.import_module(FAMILY_MODULES[name]).FAMILY
 
 
 def _ffmpeg_args(
@@ -435,7 +523,7 @@ class _SplitWriter:
                 args = _ffmpeg_args(fmt, size, fps, num_frames, len(names), pattern)
                 self.encoders[fmt] = (subprocess.Popen(args, stdin=subprocess.PIPE), tmp)
 
-    def write(self, video: PuppetVideo) -> None:
+    def write(self, video: SyntheticVideo) -> None:
         for fmt in self.formats:
             folder = self.dirs[fmt]
             if fmt in self.encoders:
@@ -493,13 +581,13 @@ class _SplitWriter:
 
 
 def _ordered_render(
-    jobs: Sequence[tuple[int, int]], num_threads: int, **kwargs: Any
-) -> Iterator[PuppetVideo]:
+    render: Callable[..., SyntheticVideo], jobs: Sequence[tuple[int, int]], num_threads: int, **kwargs: Any
+) -> Iterator[SyntheticVideo]:
     window = max(1, 2 * num_threads)
     with concurrent.futures.ThreadPoolExecutor(max_workers=num_threads) as pool:
         pending: list[concurrent.futures.Future] = []
         for identity, clip in jobs:
-            pending.append(pool.submit(render_puppet_video, identity, clip, **kwargs))
+            pending.append(pool.submit(render, identity, clip, **kwargs))
             if len(pending) >= window:
                 yield pending.pop(0).result()
         for future in pending:
@@ -519,8 +607,11 @@ def generate_synthetic_dataset(
     part_style: str = "textured",
     fps: float = 25.0,
     num_threads: int = 2,
+    family: str = "puppets",
 ) -> dict[str, str]:
-    """Writes the puppet dataset under `root`; returns {format: dataset root_dir}.
+    """Writes a synthetic dataset (puppets, or another of `FAMILIES`) under `root`.
+
+    Returns {format: dataset root_dir}.
 
     Layout: `root/<format>/{train,test}/<name>.<ext>` for each format (`png`/`jpg`: frames
     side by side; `frames`: a folder of PNGs; `mp4`/`mov`: H.264; `avi`: MJPEG; `gif`),
@@ -528,6 +619,7 @@ def generate_synthetic_dataset(
     `dataset_params.root_dir` at `root/<format>`. Identities (not clips) are split, a seeded
     `test_fraction` of them going to test. Frame size must be even for mp4/mov/avi.
     """
+    chosen = get_family(family)
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -550,18 +642,15 @@ def generate_synthetic_dataset(
         split_jobs = [job for job in jobs if (job[0] in test_ids) == (split == "test")]
         if not split_jobs:
             continue
-        names = [video_name(*job) for job in split_jobs]
+        names = [video_name(*job, chosen.prefix) for job in split_jobs]
         writer = _SplitWriter(local_root, split, names, formats, size, fps, num_frames)
         try:
-            for video in _ordered_render(split_jobs, num_threads, **render_kwargs):
+            for video in _ordered_render(chosen.render, split_jobs, num_threads, **render_kwargs):
                 writer.write(video)
         finally:
             writer.close()
     info = {
-        "part_names": list(PART_NAMES),
-        "joint_names": list(JOINT_NAMES),
-        "joint_parts": [[PART_NAMES[p] for p in parts] for parts in JOINT_PARTS],
-        "draw_order": [PART_NAMES[p] for p in DRAW_ORDER],
+        **chosen.info(),
         "size": size,
         "num_frames": num_frames,
         "num_videos": num_videos,
