@@ -1,4 +1,4 @@
-"""Data: the frame-pair pipeline, whole-video reading, TFRecords and the synthetic puppet set.
+"""Data: the frame-pair pipeline, whole-video reading, TFRecords and the synthetic sets (puppets, heads).
 
 Names are imported lazily so that `coseg_tf.data.synthetic` (and the `coseg-synth` command)
 work without importing TensorFlow.
@@ -24,6 +24,7 @@ _EXPORTS = {
     "is_tfrecord_dataset": "tfrecords",
     "generate_synthetic_dataset": "synthetic",
     "render_puppet_video": "synthetic",
+    "render_head_video": "heads",
     "load_ground_truth": "synthetic",
     "PART_NAMES": "synthetic",
     "JOINT_NAMES": "synthetic",

@@ -29,6 +29,11 @@ def _define_flags() -> None:
     flags.DEFINE_integer("clips_per_identity", 1, "Clips per puppet identity (for id_sampling).")
     flags.DEFINE_enum("part_style", "textured", ["textured", "flat"], "Striped parts or flat colours.")
     flags.DEFINE_integer("num_threads", 2, "Rendering threads.")
+    from coseg_tf.data.synthetic import FAMILIES
+
+    flags.DEFINE_enum(
+        "family", "puppets", list(FAMILIES), "What the videos show: puppets (limbs) or heads (talking heads)."
+    )
 
 
 def _run(argv: list[str]) -> None:
@@ -47,6 +52,7 @@ def _run(argv: list[str]) -> None:
         clips_per_identity=FLAGS.clips_per_identity,
         part_style=FLAGS.part_style,
         num_threads=FLAGS.num_threads,
+        family=FLAGS.family,
     )
     logging.info("wrote %d videos in %.1f s", FLAGS.num_videos, time.time() - start)
     for fmt, root in roots.items():
