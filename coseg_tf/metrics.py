@@ -317,24 +317,82 @@ def _entropy(counts: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def _information(table: np.ndarray) -> tuple[float, float, float]:
+    """(I(U; V), H(U), H(V)) of a contingency table, natural log; U the rows (ground truth)."""
+    table = np.asarray(table, np.float64)
+    n = table.sum()
+    if n == 0:
+        raise ValueError("empty contingency table")
+    rows, cols = table.sum(1), table.sum(0)
+    i, j = np.nonzero(table)
+    joint = table[i, j]
+    mutual = float((joint / n * (np.log(joint * n) - np.log(rows[i] * cols[j]))).sum())
+    # Rounding can leave a tiny negative I for independent labelings.
+    return max(0.0, mutual), _entropy(rows), _entropy(cols)
+
+
 def normalized_mutual_information(table: np.ndarray) -> float:
     """NMI = I(U; V) / ((H(U) + H(V)) / 2) from a contingency table (natural log).
 
     1.0 when both labelings are a single cluster (nothing to disagree on); invariant to
     renaming labels on either side.
     """
-    table = np.asarray(table, np.float64)
-    n = table.sum()
-    if n == 0:
-        raise ValueError("empty contingency table")
-    rows, cols = table.sum(1), table.sum(0)
-    h_truth, h_pred = _entropy(rows), _entropy(cols)
+    mutual, h_truth, h_pred = _information(table)
     if h_truth == 0 and h_pred == 0:
         return 1.0
-    i, j = np.nonzero(table)
-    joint = table[i, j]
-    mutual = float((joint / n * (np.log(joint * n) - np.log(rows[i] * cols[j]))).sum())
-    return max(0.0, mutual / ((h_truth + h_pred) / 2))
+    return mutual / ((h_truth + h_pred) / 2)
+
+
+def geometric_nmi(table: np.ndarray) -> float:
+    """NMI = I(U; V) / sqrt(H(U) H(V)) from a contingency table (natural log).
+
+    Where an entropy is 0 the ratio is 0 / 0 and is defined as: 1.0 when both labelings are a
+    single cluster (they agree), 0.0 when only one is (one side's split says nothing about
+    the other's single label, as I = 0 says).
+
+    Args:
+      table: Counts [rows, cols] of (ground-truth label, predicted label) pairs.
+
+    Returns:
+      The NMI in [0, 1]; invariant to renaming labels on either side.
+
+    Raises:
+      ValueError: The table is empty.
+    """
+    mutual, h_truth, h_pred = _information(table)
+    if h_truth == 0 and h_pred == 0:
+        return 1.0
+    if h_truth == 0 or h_pred == 0:
+        return 0.0
+    return min(1.0, mutual / np.sqrt(h_truth * h_pred))
+
+
+def part_nmi_per_frame(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per frame, `geometric_nmi` of the labels over the ground-truth foreground (truth > 0).
+
+    The part score of issue 21: `predicted` is the argmax over all K + 1 maps, so a
+    foreground pixel predicted as background counts as one more predicted label.
+
+    Args:
+      truth: Ground-truth part labels [N, H, W], 0 = background.
+      predicted: Predicted labels [N, H, W] (non-negative ints).
+
+    Returns:
+      float64 [N]; NaN for a frame without ground-truth foreground.
+
+    Raises:
+      ValueError: The shapes differ.
+    """
+    truth = np.asarray(truth)
+    predicted = np.asarray(predicted)
+    if truth.shape != predicted.shape:
+        raise ValueError(f"label shapes differ: {truth.shape} vs {predicted.shape}")
+    out = np.full(len(truth), np.nan)
+    for index, (frame_truth, frame_predicted) in enumerate(zip(truth, predicted, strict=True)):
+        inside = frame_truth > 0
+        if inside.any():
+            out[index] = geometric_nmi(contingency_table(frame_truth[inside], frame_predicted[inside]))
+    return out
 
 
 def adjusted_rand_index(table: np.ndarray) -> float:

@@ -222,3 +222,54 @@ def test_degenerate_tables():
     one_side = metrics.contingency_table(np.zeros(4, int), np.array([0, 1, 0, 1]))
     assert metrics.normalized_mutual_information(one_side) == pytest.approx(0.0)
     assert metrics.adjusted_rand_index(one_side) == pytest.approx(0.0)
+
+
+def test_hand_computed_geometric_nmi():
+    # truth [0 0 1 1], predicted [0 0 0 1]: table [[2, 0], [1, 1]]
+    table = metrics.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1]))
+    h_truth = math.log(2)
+    h_pred = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    mutual = 0.5 * math.log(4 * 2 / (2 * 3)) + 0.25 * math.log(4 / (2 * 3)) + 0.25 * math.log(4 / 2)
+    assert metrics.geometric_nmi(table) == pytest.approx(mutual / math.sqrt(h_truth * h_pred))
+    assert metrics.geometric_nmi(table) == pytest.approx(0.34559, abs=1e-5)
+    # A prediction that splits one true part in two: I = H(truth) = ln 2, H(pred) = 1.5 ln 2,
+    # so sqrt(2/3) here against 0.8 with the arithmetic mean.
+    split = metrics.contingency_table(np.array([1, 1, 2, 2]), np.array([0, 3, 5, 5]))
+    assert metrics.geometric_nmi(split) == pytest.approx(math.sqrt(2 / 3))
+    assert metrics.normalized_mutual_information(split) == pytest.approx(0.8)
+    crossed = metrics.contingency_table(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]))
+    assert metrics.geometric_nmi(crossed) == pytest.approx(0.0, abs=1e-12)
+    permuted = metrics.contingency_table(np.array([0, 0, 1, 2]), np.array([7, 7, 0, 3]))
+    assert metrics.geometric_nmi(permuted) == pytest.approx(1.0)
+
+
+def test_geometric_nmi_with_a_zero_entropy_side():
+    # Both sides one label: they agree.
+    assert metrics.geometric_nmi(metrics.contingency_table(np.full(4, 2), np.full(4, 5))) == 1.0
+    # One side one label, the other split: 0 / 0 defined as 0 (no shared information).
+    for truth, predicted in (
+        (np.full(4, 1), np.array([0, 1, 0, 1])),
+        (np.array([1, 2, 1, 2]), np.full(4, 3)),
+    ):
+        assert metrics.geometric_nmi(metrics.contingency_table(truth, predicted)) == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        metrics.geometric_nmi(np.zeros((2, 2)))
+
+
+def test_part_nmi_per_frame_scores_the_foreground_of_each_frame():
+    truth = np.zeros((4, 2, 4), np.int64)
+    predicted = np.zeros((4, 2, 4), np.int64)
+    # Frame 0: foreground matched up to renaming; background pixels predicted anyhow.
+    truth[0] = [[0, 1, 1, 2], [0, 2, 2, 0]]
+    predicted[0] = [[3, 4, 4, 0], [9, 0, 0, 1]]
+    # Frame 1: the prediction's background (label 0) splits part 1: sqrt(2/3).
+    truth[1] = [[1, 1, 2, 2], [0, 0, 0, 0]]
+    predicted[1] = [[0, 3, 5, 5], [4, 4, 4, 4]]
+    # Frame 2: one predicted label over two true parts: 0. Frame 3: no foreground.
+    truth[2] = [[1, 1, 2, 2], [0, 0, 0, 0]]
+    predicted[2] = [[6, 6, 6, 6], [1, 2, 3, 4]]
+    scores = metrics.part_nmi_per_frame(truth, predicted)
+    np.testing.assert_allclose(scores[:3], [1.0, math.sqrt(2 / 3), 0.0])
+    assert np.isnan(scores[3])
+    with pytest.raises(ValueError, match="shapes differ"):
+        metrics.part_nmi_per_frame(truth, predicted[:, :1])
