@@ -40,13 +40,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# ruff (lint and format) over the Python files, buildifier over the Bazel files.
+# ruff (lint and format) over the Python files, the import contracts of .importlinter
+# (lint-imports, on the package as installed), buildifier over the Bazel files.
 # Markdown is left out of the format check: ruff 0.17 would also reformat the README's code.
 lint: $(STAMP) $(BUILDIFIER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --extend-exclude '*.md' .
+	$(PY) tools/lint_imports.py
 	$(BUILDIFIER) -mode=check -lint=warn -warnings=$(BUILDIFIER_WARNINGS) $(BAZEL_FILES)
-	@echo "lint: ruff and buildifier clean"
+	@echo "lint: ruff, import contracts and buildifier clean"
 
 # buildifier comes from npm (the package ships the binary), pinned by package-lock.json.
 $(BUILDIFIER): tools/buildifier/package.json tools/buildifier/package-lock.json

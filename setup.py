@@ -65,7 +65,7 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "tensorboard==2.21.0", "ruff==0.17.5", "build==1.6.1"],
+        "test": ["pytest>=8", "tensorboard==2.21.0", "ruff==0.17.5", "import-linter==2.17", "build==1.6.1"],
         # The TF Serving client (gRPC/REST request protos). tensorflow-serving-api requires the
         # `tensorflow` distribution, which pip installs beside tensorflow-cpu (same version,
         # same `tensorflow` import package).

@@ -60,9 +60,9 @@ def _machine_busy_seconds() -> float | None:
 
 def _invoke_only(content: bytes, image: Any) -> Callable[[], object]:
     """`invoke()` of a segmenter interpreter with `image` already set: no input/output copies."""
-    from coseg_tf.export import tflite
+    from coseg_tf.inference import SEGMENT_SIGNATURE, LiteRunner
 
-    interpreter = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads).interpreter
+    interpreter = LiteRunner(content, SEGMENT_SIGNATURE, FLAGS.threads).interpreter
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
     return interpreter.invoke
@@ -107,10 +107,9 @@ def _model():
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    from coseg_tf.export.loading import LoadedModel
-
     from coseg_tf import config as config_lib
     from coseg_tf.model import build_segmenter
+    from coseg_tf.model_files import LoadedModel
 
     path = FLAGS.config if os.path.exists(FLAGS.config) else config_lib.packaged_config_path(FLAGS.config)
     config = config_lib.load_config(path, [f"dataset_params.frame_shape=[{FLAGS.size}, {FLAGS.size}, 3]"])
@@ -195,6 +194,8 @@ def profile() -> tuple[list[dict], float | None]:
 
 def run() -> tuple[list[dict], float | None]:
     import tensorflow as tf
+
+    from coseg_tf import inference
     from coseg_tf.export import samples, saved_model, tflite
 
     model = _model()
@@ -223,7 +224,7 @@ def run() -> tuple[list[dict], float | None]:
             content = tflite.convert_segmenter(
                 model, variant, size, calibration if variant == "int8" else None
             )
-            runner = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads)
+            runner = inference.LiteRunner(content, tflite.SEGMENT_SIGNATURE, FLAGS.threads)
             sizes[f"tflite {variant}"] = len(content)
             cases[f"tflite {variant}"] = lambda r=runner: r(image=image)
             if variant == "float32":

@@ -406,7 +406,7 @@ def write_picture(reports: dict[str, dict[str, Any]], path: str) -> str | None:
     """Rows: test frames, ground-truth parts, then each run's predicted parts on the same frames."""
     import cv2
 
-    from coseg_tf.trainer import label_colors
+    from coseg_tf.visualize import label_colors
 
     rows, names = [], []
     first = None

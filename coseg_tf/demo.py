@@ -109,7 +109,7 @@ def write_picture(picks: list, path: str, num_segments: int, scale: int = 4) -> 
     """Rows of [frame | predicted parts over it | predicted part map | ground-truth part map]."""
     import cv2
 
-    from coseg_tf.trainer import label_colors, overlay_parts
+    from coseg_tf.visualize import label_colors, overlay_parts
 
     rows = []
     for _, frame, segmentation, labels in picks:

@@ -13,8 +13,8 @@ Every backend is fed the same frames: inputs are converted to float [0, 1] and b
 the model's frame size here (uint8 through the data pipeline's own resize,
 `video_io.resize_frames`), so a checkpoint, its SavedModel and its float32 TFLite file see
 identical pixels and give the same labels. The model files are read by
-`coseg_tf.export.loading`, the computations are `coseg_tf.export.graphs`' (the ones the
-exported artifacts trace), so there is one definition of each.
+`coseg_tf.model_files`, the computations are `coseg_tf.graphs`' (the ones the exported
+artifacts trace), so there is one definition of each.
 """
 
 from __future__ import annotations
@@ -29,11 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from coseg_tf import graphs
 from coseg_tf.data import video_io
 from coseg_tf.errors import CosegError
-from coseg_tf.export.loading import LoadedModel, ModelLoadError, load_model, run_dir_keras
+from coseg_tf.model_files import LoadedModel, ModelLoadError, load_model, run_dir_keras
 
 CROPS = ("none", "center")
+# The signature names of the TFLite models that coseg-export writes.
+SEGMENT_SIGNATURE = "segment"
+PART_SWAP_SIGNATURE = "part_swap"
 
 
 class InputError(CosegError):
@@ -219,14 +223,12 @@ class Segmenter:
 
 
 class KerasSegmenter(Segmenter):
-    """A model read by `export.loading` (run dir, .keras, checkpoint, original weights)."""
+    """A model read by `model_files.load_model` (run dir, .keras, checkpoint, original weights)."""
 
     kind = "keras"
 
     def __init__(self, model: LoadedModel) -> None:
         import tensorflow as tf
-
-        from coseg_tf.export import graphs
 
         self.model = model
         self.num_segments = model.num_segments
@@ -280,6 +282,29 @@ class SavedModelSegmenter(Segmenter):
         return out["segmentation"].numpy(), out["shift"].numpy()
 
 
+class LiteRunner:
+    """Runs one signature of a TFLite model with the LiteRT interpreter (XNNPACK on CPU)."""
+
+    def __init__(self, content: bytes, signature: str, num_threads: int = 2) -> None:
+        """Loads a model.
+
+        Args:
+            content: the `.tflite` flatbuffer.
+            signature: the signature to run (e.g. `SEGMENT_SIGNATURE`).
+            num_threads: interpreter threads.
+
+        Raises:
+            ValueError: `content` is not a TFLite model or has no such signature.
+        """
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner(signature)
+
+    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: np.array(v) for k, v in self.runner(**inputs).items()}
+
+
 class TFLiteSegmenter(Segmenter):
     """A `.tflite` segmenter (signature `segment`, fixed input size), one image per call."""
 
@@ -287,8 +312,6 @@ class TFLiteSegmenter(Segmenter):
     batch_size = fixed_batch = 1
 
     def __init__(self, path: str, config: dict[str, Any] | None = None, num_threads: int = 2) -> None:
-        from coseg_tf.export.tflite import SEGMENT_SIGNATURE, LiteRunner
-
         self.source = f"tflite:{path}"
         try:
             with open(path, "rb") as f:
@@ -376,7 +399,7 @@ def stored_num_segments(path: str) -> int | None:
 
 
 def load_keras_model(path: str, config_path: str | None = None) -> LoadedModel:
-    """`export.loading.load_model`, with a model/config mismatch of K reported as such."""
+    """`model_files.load_model`, with a model/config mismatch of K reported as such."""
     try:
         return load_model(path, config_path)
     except (ModelLoadError, ValueError) as error:
@@ -511,8 +534,6 @@ class PartSwapper:
             model = self.segmenter.model  # type: ignore[attr-defined]
             frame = tf.TensorSpec([None, *self.frame_size, 3], tf.float32)
             weights = tf.TensorSpec([None, self.num_segments + 1], tf.float32)
-
-            from coseg_tf.export import graphs
 
             def run(source: tf.Tensor, target: tf.Tensor, part_mask: tf.Tensor) -> dict[str, tf.Tensor]:
                 return graphs.part_swap(

@@ -260,8 +260,8 @@ def _run(argv: list[str]) -> None:
     if not FLAGS.input:
         raise app.UsageError("give at least one --input (image, folder or video)")
     from coseg_tf.config import ConfigError
-    from coseg_tf.export.loading import ModelLoadError
     from coseg_tf.inference import InputError, load_segmenter
+    from coseg_tf.model_files import ModelLoadError
 
     options = Options(
         save_labels=FLAGS.save_labels,

@@ -170,8 +170,8 @@ def _run(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     parts = parse_parts(FLAGS.parts)
     from coseg_tf.config import ConfigError
-    from coseg_tf.export.loading import ModelLoadError
     from coseg_tf.inference import InputError, PartSwapper
+    from coseg_tf.model_files import ModelLoadError
 
     settings = SwapSettings(
         parts=parts,

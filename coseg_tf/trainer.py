@@ -39,7 +39,7 @@ import tensorflow as tf
 from absl import logging
 
 from coseg_tf import config as config_lib
-from coseg_tf import geometry
+from coseg_tf import geometry, visualize
 from coseg_tf.losses import EquivarianceTransform
 from coseg_tf.model import CosegModel, build_model
 
@@ -232,75 +232,6 @@ def _format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-# ----------------------------------------------------------------------------- visualisation
-
-
-def part_colors(num_parts: int) -> np.ndarray:
-    """[K, 3] float RGB colours in [0, 1], one per foreground part, spread over the hue circle."""
-    hues = np.linspace(0.0, 5.0 / 6.0, max(num_parts, 1)).astype(np.float32)
-    import cv2
-
-    hsv = np.stack([hues * 180.0, np.full_like(hues, 230.0), np.full_like(hues, 255.0)], -1)
-    rgb = cv2.cvtColor(hsv.reshape(1, -1, 3).astype(np.uint8), cv2.COLOR_HSV2RGB)[0]
-    return rgb[:num_parts].astype(np.float32) / 255.0
-
-
-def overlay_parts(image: np.ndarray, segmentation: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """The image with each pixel tinted by its soft part colours (background left as is).
-
-    image [H, W, 3] in [0, 1]; segmentation [h, w, K+1] (channel 0 background), resized here.
-    """
-    import cv2
-
-    height, width = image.shape[:2]
-    seg = cv2.resize(segmentation.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    seg = seg.reshape(height, width, -1)
-    colors = part_colors(seg.shape[-1] - 1)
-    tint = seg[..., 1:] @ colors
-    weight = alpha * seg[..., 1:].sum(-1, keepdims=True)
-    return np.clip(image * (1 - weight) + tint * alpha, 0.0, 1.0)
-
-
-def label_colors(labels: np.ndarray, num_parts: int) -> np.ndarray:
-    """A hard label map [H, W] (0 = background) as RGB, black background, in [0, 1]."""
-    palette = np.concatenate([np.zeros((1, 3), np.float32), part_colors(num_parts)])
-    return palette[np.clip(labels, 0, num_parts)]
-
-
-def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, size: int = 3) -> np.ndarray:
-    """Each part's anchor (its shift p_k, (x, y) in [-1, 1]) as a dot of the part's colour."""
-    import cv2
-
-    out = np.ascontiguousarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
-    height, width = out.shape[:2]
-    colors = part_colors(len(keypoints))
-    for (x, y), color in zip(keypoints, colors, strict=True):
-        if not (np.isfinite(x) and np.isfinite(y)):
-            continue
-        center = (int(round((x + 1) / 2 * (width - 1))), int(round((y + 1) / 2 * (height - 1))))
-        cv2.circle(out, center, size, tuple(int(c * 255) for c in color), -1, lineType=cv2.LINE_AA)
-        cv2.circle(out, center, size, (255, 255, 255), 1, lineType=cv2.LINE_AA)
-    return out.astype(np.float32) / 255.0
-
-
-def visual_grid(batch: Mapping[str, np.ndarray], out: Mapping[str, Any], kp_size: int = 3) -> np.ndarray:
-    """Rows of [source, target, deformed source, reconstruction, target parts, keypoints].
-
-    The image summary: what the generator was given, what it produced and which parts and
-    anchors the segmenter found on the target.
-    """
-    rows = []
-    for i in range(batch["source"].shape[0]):
-        target = batch["target"][i]
-        seg = out["seg_target"]["segmentation"][i]
-        shift = out["seg_target"]["shift"][i]
-        deformed = out["deformed"][i] if "deformed" in out else np.zeros_like(target)
-        cells = [batch["source"][i], target, deformed, out["prediction"][i], overlay_parts(target, seg)]
-        cells.append(draw_keypoints(overlay_parts(target, seg, 0.3), shift, kp_size))
-        rows.append(np.concatenate([np.clip(c, 0, 1) for c in cells], axis=1))
-    return np.concatenate(rows, axis=0)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -698,7 +629,7 @@ class Trainer:
         local = {k: v[: min(4, int(v.shape[0]))] for k, v in local.items()}
         out = tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, self._visual_fn(local))
         kp_size = int(self.config["visualizer_params"]["kp_size"])
-        grid = visual_grid({k: v.numpy() for k, v in local.items()}, out, kp_size)
+        grid = visualize.visual_grid({k: v.numpy() for k, v in local.items()}, out, kp_size)
         with writer.as_default(step=step):
             tf.summary.image(
                 "source|target|deformed|reconstruction|parts|keypoints", grid[None], max_outputs=1

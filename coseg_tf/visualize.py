@@ -1,10 +1,10 @@
 """Pictures and videos of part maps for people: coloured labels, overlays, keypoints, a legend.
 
-Part colours come from the trainer's palette (`coseg_tf.trainer.part_colors`, hues spread
-over the circle from red to magenta like the configs' `gist_rainbow`), indexed by part id,
-so part k has the same colour in every frame, picture, video and in the TensorBoard images;
-the background (id 0) is black in label pictures and left untinted in overlays. Arrays
-handed to and returned by these functions are uint8 RGB unless a docstring says otherwise.
+Part colours come from one palette (`part_colors`, hues spread over the circle from red to
+magenta like the configs' `gist_rainbow`), indexed by part id, so part k has the same colour
+in every frame, picture, video and in the trainer's TensorBoard images; the background
+(id 0) is black in label pictures and left untinted in overlays. Arrays handed to and
+returned by these functions are uint8 RGB unless a docstring says float [0, 1].
 
 Writing: PNG through OpenCV, mp4 (H.264) through imageio-ffmpeg, GIF through Pillow.
 """
@@ -12,7 +12,8 @@ Writing: PNG through OpenCV, mp4 (H.264) through imageio-ffmpeg, GIF through Pil
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,10 +35,56 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def part_colors(num_parts: int) -> np.ndarray:
+    """The palette: one colour per foreground part, spread over the hue circle.
+
+    Args:
+        num_parts: K, the number of foreground parts.
+
+    Returns:
+        float32 [K, 3] RGB in [0, 1]; row k - 1 is the colour of part k.
+    """
+    hues = np.linspace(0.0, 5.0 / 6.0, max(num_parts, 1)).astype(np.float32)
+    hsv = np.stack([hues * 180.0, np.full_like(hues, 230.0), np.full_like(hues, 255.0)], -1)
+    rgb = cv2.cvtColor(hsv.reshape(1, -1, 3).astype(np.uint8), cv2.COLOR_HSV2RGB)[0]
+    return rgb[:num_parts].astype(np.float32) / 255.0
+
+
+def label_colors(labels: np.ndarray, num_parts: int) -> np.ndarray:
+    """A hard label map as a float picture in the part colours.
+
+    Args:
+        labels: int [H, W], 0 = background, 1..K the parts (clipped to that range).
+        num_parts: K.
+
+    Returns:
+        float32 [H, W, 3] in [0, 1], background black.
+    """
+    colors = np.concatenate([np.zeros((1, 3), np.float32), part_colors(num_parts)])
+    return colors[np.clip(labels, 0, num_parts)]
+
+
+def overlay_parts(image: np.ndarray, segmentation: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """A float image with each pixel tinted by its soft part colours (background left as is).
+
+    Args:
+        image: float [H, W, 3] in [0, 1].
+        segmentation: soft part maps [h, w, K+1] (channel 0 background), resized to the image.
+        alpha: opacity of the tint.
+
+    Returns:
+        float32 [H, W, 3] in [0, 1].
+    """
+    height, width = image.shape[:2]
+    seg = cv2.resize(segmentation.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    seg = seg.reshape(height, width, -1)
+    tint = seg[..., 1:] @ part_colors(seg.shape[-1] - 1)
+    weight = alpha * seg[..., 1:].sum(-1, keepdims=True)
+    return np.clip(image * (1 - weight) + tint * alpha, 0.0, 1.0)
+
+
 def palette(num_segments: int) -> np.ndarray:
     """uint8 [K+1, 3]: row 0 (background) black, row k the colour of part k."""
-    from coseg_tf.trainer import label_colors
-
     return to_uint8(label_colors(np.arange(num_segments + 1), num_segments))
 
 
@@ -51,20 +98,60 @@ def overlay(image: np.ndarray, soft: np.ndarray, alpha: float = 0.6) -> np.ndarr
 
     Soft maps rather than labels, so uncertain borders show as blends of the parts' colours.
     """
-    from coseg_tf.trainer import overlay_parts
-
     return to_uint8(overlay_parts(_to_unit(image), soft, alpha))
 
 
 def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Each part's anchor keypoint (x, y in pixels of `image`) as a dot of the part's colour."""
-    from coseg_tf.trainer import draw_keypoints as draw
+    """Each part's anchor keypoint as a dot of the part's colour, ringed in white.
 
-    height, width = image.shape[:2]
-    # The trainer's drawer takes corner-aligned [-1, 1] coordinates of the picture it draws on.
-    scale = np.array([max(width - 1, 1), max(height - 1, 1)], np.float32)
-    normalized = 2.0 * np.asarray(keypoints, np.float32) / scale - 1.0
-    return to_uint8(draw(_to_unit(image), normalized, radius))
+    Args:
+        image: uint8 or float [0, 1] [H, W, 3].
+        keypoints: [K, 2] (x, y) in pixels of `image`; non-finite ones are not drawn.
+        radius: dot radius in pixels.
+
+    Returns:
+        uint8 [H, W, 3].
+    """
+    out = np.ascontiguousarray(to_uint8(image)).copy()
+    colors = part_colors(len(keypoints))
+    for (x, y), color in zip(keypoints, colors, strict=True):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        center = (int(round(float(x))), int(round(float(y))))
+        cv2.circle(out, center, radius, tuple(int(c * 255) for c in color), -1, lineType=cv2.LINE_AA)
+        cv2.circle(out, center, radius, (255, 255, 255), 1, lineType=cv2.LINE_AA)
+    return out
+
+
+def map_to_pixels(shift: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Corner-aligned [-1, 1] coordinates (the segmenter's shifts) as pixels of an H x W picture."""
+    shift = np.asarray(shift, np.float32)
+    return np.stack([(shift[..., 0] + 1) / 2 * (width - 1), (shift[..., 1] + 1) / 2 * (height - 1)], -1)
+
+
+def visual_grid(batch: Mapping[str, np.ndarray], out: Mapping[str, Any], kp_size: int = 3) -> np.ndarray:
+    """The trainer's image summary: what the generator was given, what it produced, and which
+    parts and anchors the segmenter found on the target.
+
+    Args:
+        batch: float `source` and `target` frames [B, H, W, 3] in [0, 1].
+        out: the model's outputs for the batch (`prediction`, `seg_target`, optionally `deformed`).
+        kp_size: keypoint dot radius.
+
+    Returns:
+        float32 [B * H, 6 * W, 3]: one row per example of [source, target, deformed source,
+        reconstruction, target parts, keypoints].
+    """
+    rows = []
+    for i in range(batch["source"].shape[0]):
+        target = batch["target"][i]
+        seg = out["seg_target"]["segmentation"][i]
+        shift = map_to_pixels(out["seg_target"]["shift"][i], *target.shape[:2])
+        deformed = out["deformed"][i] if "deformed" in out else np.zeros_like(target)
+        cells = [batch["source"][i], target, deformed, out["prediction"][i], overlay_parts(target, seg)]
+        cells.append(_to_unit(draw_keypoints(overlay_parts(target, seg, 0.3), shift, kp_size)))
+        rows.append(np.concatenate([np.clip(c, 0, 1) for c in cells], axis=1))
+    return np.concatenate(rows, axis=0)
 
 
 def legend(num_segments: int, names: Sequence[str] | None = None, row_height: int = 22) -> np.ndarray:

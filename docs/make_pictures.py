@@ -87,9 +87,8 @@ def _demo_inputs(model: str, data: str) -> tuple[str, list[np.ndarray], np.ndarr
 
 def _tiny_inputs(workdir: str) -> tuple[str, list[np.ndarray], np.ndarray, str]:
     """The tests' tiny puppet model, saved as a run dir, a puppet video and an other-look source."""
-    from coseg_tf.export import testing
-
     from coseg_tf import config as config_lib
+    from coseg_tf.export import testing
     from coseg_tf.model import CosegModel
 
     spec = importlib.util.spec_from_file_location("test_swap", REPO / "tests" / "test_swap.py")

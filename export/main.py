@@ -135,10 +135,10 @@ def _check_choices(values: list[str], allowed: tuple[str, ...], flag: str) -> No
 def _export(argv: list[str]) -> int:
     """The export; returns the process exit status."""
     del argv
-    from coseg_tf.export import loading, samples, saved_model, tflite, verify
-
     from coseg_tf import config as config_lib
+    from coseg_tf import model_files
     from coseg_tf.data import video_io
+    from coseg_tf.export import samples, saved_model, tflite, verify
 
     if not FLAGS.model or not FLAGS.output_dir:
         raise app.UsageError("--model and --output_dir are required")
@@ -157,7 +157,7 @@ def _export(argv: list[str]) -> int:
         part_swap_float16_mean_diff=FLAGS.max_part_swap_float16_mean_diff,
     )
 
-    model = loading.load_model(FLAGS.model, _resolve_config(FLAGS.config))
+    model = model_files.load_model(FLAGS.model, _resolve_config(FLAGS.config))
     if FLAGS.config_override:
         model.config = config_lib.build_config(model.config, FLAGS.config_override)
     part_swap = FLAGS.part_swap and model.generator is not None
@@ -277,11 +277,10 @@ def _write(path: str, content: bytes) -> None:
 
 
 def _run(argv: list[str]) -> None:
-    from coseg_tf.export.loading import ModelLoadError
+    from coseg_tf.config import ConfigError
     from coseg_tf.export.samples import NoSamplesError
     from coseg_tf.export.tflite import ConversionError
-
-    from coseg_tf.config import ConfigError
+    from coseg_tf.model_files import ModelLoadError
     from coseg_tf.weights import WeightImportError
 
     if not FLAGS["verbosity"].present:

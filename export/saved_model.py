@@ -30,8 +30,9 @@ import shutil
 from typing import Any
 
 import tensorflow as tf
-from coseg_tf.export import graphs
-from coseg_tf.export.loading import LoadedModel
+
+from coseg_tf import graphs
+from coseg_tf.model_files import LoadedModel
 
 SEGMENT_OUTPUTS = ("segmentation", "parts", "foreground", "shift", "affine", "input_size")
 # Magic numbers of the formats that tf.io.decode_image reads.

@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from coseg_tf.export import graphs
-from coseg_tf.export.loading import LoadedModel
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from coseg_tf import graphs
+from coseg_tf.inference import PART_SWAP_SIGNATURE, SEGMENT_SIGNATURE
+from coseg_tf.model_files import LoadedModel
 
 SEGMENTER_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 PART_SWAP_VARIANTS = ("float32", "float16")
-SEGMENT_SIGNATURE = "segment"
-PART_SWAP_SIGNATURE = "part_swap"
 # Ops that the segmenter's graph must not contain (GPU/NNAPI delegates reject them).
 FORBIDDEN_SEGMENTER_OPS = ("GATHER_ND",)
 MAX_SEGMENTER_RANK = 4
@@ -59,6 +60,26 @@ def part_swap_specs(model: LoadedModel, size: tuple[int, int]) -> list[tf.Tensor
     ]
 
 
+def frozen_function(
+    fn: Callable[..., Any], input_signature: Sequence[tf.TensorSpec]
+) -> tf.types.experimental.ConcreteFunction:
+    """`fn` traced at `input_signature` with every variable folded into a constant.
+
+    The TFLite converter leaves Keras 3 variables as VAR_HANDLE/READ_VARIABLE ops (they
+    block batch-norm folding and most delegates); freezing first gives plain constant
+    weights. The outputs keep their names (freezing alone would number them).
+    """
+    concrete = tf.function(fn, input_signature=input_signature).get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    structure = concrete.structured_outputs
+
+    @tf.function(input_signature=input_signature)
+    def named(*args: tf.Tensor) -> Any:
+        return tf.nest.pack_sequence_as(structure, frozen(*args))
+
+    return named.get_concrete_function()
+
+
 def _convert(
     fn: Callable[..., Any],
     specs: Sequence[tf.TensorSpec],
@@ -66,7 +87,7 @@ def _convert(
     configure: Callable[[tf.lite.TFLiteConverter], None],
 ) -> bytes:
     """Freezes `fn`, stores it as a one-signature SavedModel and converts that (named signature)."""
-    frozen = graphs.frozen_function(fn, specs)
+    frozen = frozen_function(fn, specs)
     with tempfile.TemporaryDirectory() as workdir:
         path = os.path.join(workdir, "frozen")
         tf.saved_model.save(tf.Module(), path, signatures={signature: frozen})
@@ -177,17 +198,6 @@ def delegate_problems(report: ModelReport) -> list[str]:
             f"e.g. {report.high_rank_tensors[:3]}"
         )
     return problems
-
-
-class LiteRunner:
-    """Runs one signature of a TFLite model with the LiteRT interpreter (XNNPACK on CPU)."""
-
-    def __init__(self, content: bytes, signature: str, num_threads: int = 2) -> None:
-        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner(signature)
-
-    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        return {k: np.array(v) for k, v in self.runner(**inputs).items()}
 
 
 def file_name(model_name: str, kind: str, variant: str, size: tuple[int, int]) -> str:

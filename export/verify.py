@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from coseg_tf.export import graphs, samples, tflite
-from coseg_tf.export.loading import LoadedModel
+
+from coseg_tf import graphs
+from coseg_tf.export import samples
+from coseg_tf.inference import PART_SWAP_SIGNATURE, SEGMENT_SIGNATURE, LiteRunner
+from coseg_tf.model_files import LoadedModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +203,7 @@ def verify_tflite_segmenter(
     num_threads: int = 2,
 ) -> Check:
     """One segmenter variant against Keras, on `frames` already at the model's fixed size."""
-    runner = tflite.LiteRunner(content, tflite.SEGMENT_SIGNATURE, num_threads)
+    runner = LiteRunner(content, SEGMENT_SIGNATURE, num_threads)
     outs = [runner(image=frames[i : i + 1]) for i in range(len(frames))]
     got = {key: np.concatenate([o[key] for o in outs]) for key in outs[0]}
     numbers = segmentation_agreement(keras_segment(model, frames), got)
@@ -226,7 +229,7 @@ def verify_tflite_part_swap(
     num_threads: int = 2,
 ) -> Check:
     """The part-swap model against Keras on `pairs` [N, 2, H, W, 3] at its fixed size."""
-    runner = tflite.LiteRunner(content, tflite.PART_SWAP_SIGNATURE, num_threads)
+    runner = LiteRunner(content, PART_SWAP_SIGNATURE, num_threads)
     masks = part_masks(model.num_segments + 1, len(pairs))
     images = np.concatenate(
         [

@@ -431,7 +431,7 @@ def test_command_names_the_bad_input_without_a_traceback(synthetic_root, tmp_pat
 
 def test_exported_models_predict_like_the_keras_model(tmp_path):
     from coseg_tf.export import saved_model, tflite
-    from coseg_tf.export.loading import load_model
+    from coseg_tf.model_files import load_model
 
     write_tiny_model(tmp_path / "model")
     loaded = load_model(str(tmp_path / "model" / "final" / "segmenter.keras"))

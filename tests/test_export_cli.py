@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 from absl import app
+
 from coseg_tf.export import main, testing, tflite
 
 

@@ -9,9 +9,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from coseg_tf.export import loading, testing
 
 from coseg_tf import config as config_lib
+from coseg_tf import model_files
+from coseg_tf.export import testing
 from coseg_tf.losses import PerceptualLoss
 from coseg_tf.model import CosegModel
 
@@ -40,14 +41,14 @@ def _same_outputs(loaded, model, frame):
 
 
 def test_keras_file_with_the_trainers_config(run, frame):
-    loaded = loading.load_model(run["keras_path"])  # config.yaml found next to final/
+    loaded = model_files.load_model(run["keras_path"])  # config.yaml found next to final/
     assert loaded.frame_size == (64, 64) and loaded.num_segments == 4
     assert loaded.config["dataset_params"]["root_dir"] == run["data"]
     _same_outputs(loaded, run["model"], frame)
 
 
 def test_trainer_checkpoint_directory(run, frame):
-    loaded = loading.load_model(os.path.join(run["run_dir"], "checkpoints"))
+    loaded = model_files.load_model(os.path.join(run["run_dir"], "checkpoints"))
     assert loaded.source.startswith("checkpoint:")
     _same_outputs(loaded, run["model"], frame)
 
@@ -58,12 +59,12 @@ def test_object_graph_checkpoint_missing_list_layers_is_refused(run, tmp_path):
     prefix = tf.train.Checkpoint(model=run["model"]).save(str(tmp_path / "ckpt"))
     stored = [name for name, _ in tf.train.list_variables(prefix) if name.startswith("model/segmenter/")]
     assert len(stored) < len(run["model"].segmenter.weights)  # the premise
-    with pytest.raises(loading.ModelLoadError, match="final/model.keras"):
-        loading.load_model(str(tmp_path), run["config_path"])
+    with pytest.raises(model_files.ModelLoadError, match="final/model.keras"):
+        model_files.load_model(str(tmp_path), run["config_path"])
 
 
 def test_run_folder_means_its_final_model(run, frame):
-    loaded = loading.load_model(run["run_dir"])
+    loaded = model_files.load_model(run["run_dir"])
     assert loaded.source == f"keras:{os.path.join(run['run_dir'], 'final', 'model.keras')}"
     _same_outputs(loaded, run["model"], frame)
 
@@ -72,8 +73,8 @@ def test_checkpoint_needs_a_config(run, tmp_path):
     folder = os.path.join(run["run_dir"], "checkpoints")
     for name in os.listdir(folder):
         shutil.copy(os.path.join(folder, name), tmp_path / name)
-    with pytest.raises(loading.ModelLoadError, match="--config"):
-        loading.load_model(str(tmp_path))
+    with pytest.raises(model_files.ModelLoadError, match="--config"):
+        model_files.load_model(str(tmp_path))
 
 
 def test_checkpoint_with_the_wrong_config_is_refused(run, tmp_path):
@@ -81,8 +82,8 @@ def test_checkpoint_with_the_wrong_config_is_refused(run, tmp_path):
     config["model_params"]["common_params"]["num_segments"] = 6
     path = tmp_path / "k6.yaml"
     config_lib.save_config(config, str(path))
-    with pytest.raises(loading.ModelLoadError, match="wrong --config"):
-        loading.load_model(os.path.join(run["run_dir"], "checkpoints"), str(path))
+    with pytest.raises(model_files.ModelLoadError, match="wrong --config"):
+        model_files.load_model(os.path.join(run["run_dir"], "checkpoints"), str(path))
 
 
 def test_keras_file_with_the_wrong_config_is_refused(run, tmp_path):
@@ -90,8 +91,8 @@ def test_keras_file_with_the_wrong_config_is_refused(run, tmp_path):
     config["model_params"]["segmentation_module_params"]["scale_factor"] = 0.25
     path = tmp_path / "quarter.yaml"
     config_lib.save_config(config, str(path))
-    with pytest.raises(loading.ModelLoadError, match="scale_factor"):
-        loading.load_model(run["keras_path"], str(path))
+    with pytest.raises(model_files.ModelLoadError, match="scale_factor"):
+        model_files.load_model(run["keras_path"], str(path))
 
 
 def test_keras_file_with_imagenet_vgg_loads_without_downloading(run, tmp_path, frame, monkeypatch):
@@ -121,14 +122,14 @@ def test_keras_file_with_imagenet_vgg_loads_without_downloading(run, tmp_path, f
 
     monkeypatch.setattr(keras.utils, "get_file", no_download)
     monkeypatch.setattr("keras.src.utils.file_utils.get_file", no_download)
-    loaded = loading.load_model(str(rewritten))
+    loaded = model_files.load_model(str(rewritten))
     _same_outputs(loaded, model, frame)
 
 
 def test_bare_segmenter_keras_file(run, tmp_path, frame):
     path = tmp_path / "segmenter.keras"
     run["model"].segmenter.save(str(path))
-    loaded = loading.load_model(str(path), run["config_path"])
+    loaded = model_files.load_model(str(path), run["config_path"])
     assert loaded.generator is None
     np.testing.assert_allclose(
         loaded.segmenter(frame)["segmentation"], run["model"].segmenter(frame)["segmentation"], atol=1e-6
@@ -153,25 +154,25 @@ def test_original_pth_tar_with_config(parity_dir, tmp_path):
     }
     path = tmp_path / "parity.yaml"
     config_lib.save_config(config_lib.build_config(config), str(path))
-    loaded = loading.load_model(str(parity_dir / "full.pth.tar"), str(path))
+    loaded = model_files.load_model(str(parity_dir / "full.pth.tar"), str(path))
     io = np.load(parity_dir / "full_io.npz")
     got = loaded.segmenter(io["input/target"], training=False)
     np.testing.assert_allclose(got["segmentation"], io["seg_target/segmentation"], atol=1e-4)
-    with pytest.raises(loading.ModelLoadError, match="--config"):
-        loading.load_model(str(parity_dir / "full.pth.tar"))
+    with pytest.raises(model_files.ModelLoadError, match="--config"):
+        model_files.load_model(str(parity_dir / "full.pth.tar"))
 
 
 def test_missing_model_path(tmp_path):
-    with pytest.raises(loading.ModelLoadError, match="not found"):
-        loading.load_model(str(tmp_path / "nothing.keras"))
+    with pytest.raises(model_files.ModelLoadError, match="not found"):
+        model_files.load_model(str(tmp_path / "nothing.keras"))
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip archive", b"PK\x03\x04 truncated"])
 def test_corrupt_keras_file_names_the_file(tmp_path, content):
     path = tmp_path / "model.keras"
     path.write_bytes(content)
-    with pytest.raises(loading.ModelLoadError, match="model.keras is not a readable .keras file"):
-        loading.load_model(str(path))
+    with pytest.raises(model_files.ModelLoadError, match="model.keras is not a readable .keras file"):
+        model_files.load_model(str(path))
 
 
 def test_vgg_rewrite_only_touches_the_perceptual_loss():
@@ -185,7 +186,7 @@ def test_vgg_rewrite_only_touches_the_perceptual_loss():
             "segmenter": {"class_name": "SegmentationModule", "config": {"vgg_weights": "imagenet"}},
         },
     }
-    assert loading._disable_vgg_download(config)
+    assert model_files._disable_vgg_download(config)
     assert config["config"]["perceptual"]["config"] == {"vgg_weights": "none", "scales": [1]}
     assert config["config"]["segmenter"]["config"]["vgg_weights"] == "imagenet"
-    assert not loading._disable_vgg_download(config)
+    assert not model_files._disable_vgg_download(config)

@@ -13,7 +13,9 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from coseg_tf.export import graphs, loading, saved_model, testing, verify
+
+from coseg_tf import graphs, model_files
+from coseg_tf.export import saved_model, testing, verify
 
 SIGNATURES = ("serving_default", "serve_uint8", "serve_bytes", "part_swap")
 
@@ -30,7 +32,7 @@ def version_dir(exported):
 
 @pytest.fixture(scope="module")
 def model(exported):
-    return loading.load_model(exported["run"]["keras_path"])
+    return model_files.load_model(exported["run"]["keras_path"])
 
 
 @pytest.fixture(scope="module")

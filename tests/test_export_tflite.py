@@ -10,9 +10,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from coseg_tf.export import loading, testing, tflite, verify
 
-from coseg_tf import geometry
+from coseg_tf import geometry, inference, model_files
+from coseg_tf.export import testing, tflite, verify
 
 SIZE = (64, 64)
 
@@ -24,7 +24,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(exported):
-    return loading.load_model(exported["run"]["keras_path"])
+    return model_files.load_model(exported["run"]["keras_path"])
 
 
 def _read(exported, kind, variant):
@@ -59,7 +59,7 @@ def test_segmenter_graph_is_builtin_and_delegate_friendly(exported, variant):
 
 def test_float_segmenter_runs_as_one_xnnpack_partition(exported):
     # Every op of the float segmenter is taken by XNNPACK (no hand-offs to builtin kernels).
-    interpreter = tflite.LiteRunner(_read(exported, "segmenter", "float32"), "segment").interpreter
+    interpreter = inference.LiteRunner(_read(exported, "segmenter", "float32"), "segment").interpreter
     interpreter.allocate_tensors()
     nodes = [op["op_name"] for op in interpreter._get_ops_details()]
     assert nodes.count("DELEGATE") == 1
@@ -74,7 +74,7 @@ def test_part_swap_graph_is_builtin(exported, variant):
 
 
 def test_input_size_is_fixed_and_named(exported):
-    interpreter = tflite.LiteRunner(_read(exported, "segmenter", "float32"), "segment").interpreter
+    interpreter = inference.LiteRunner(_read(exported, "segmenter", "float32"), "segment").interpreter
     (detail,) = interpreter.get_signature_runner("segment").get_input_details().values()
     assert list(detail["shape"]) == [1, 64, 64, 3] and detail["dtype"] == np.float32
 
@@ -161,7 +161,7 @@ def test_spatial_sums_stay_float32_accurate_in_litert_at_256x256():
     def sums(values):
         return {"two_stage": geometry.spatial_sum(values), "one_stage": tf.reduce_sum(values, axis=(1, 2))}
 
-    run = tflite.LiteRunner(tflite._convert(sums, [spec], "sums", lambda converter: None), "sums")
+    run = inference.LiteRunner(tflite._convert(sums, [spec], "sums", lambda converter: None), "sums")
     values = np.random.default_rng(3).uniform(0.0, 1.0, (1, 256, 256, 4)).astype(np.float32)
     exact = values.astype(np.float64).sum(axis=(1, 2))
     got = run(values=values)

@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from coseg_tf.export import saved_model, testing, tflite
-from coseg_tf.export.loading import load_model
 
 from coseg_tf import config as config_lib
 from coseg_tf import inference
+from coseg_tf.export import saved_model, testing, tflite
+from coseg_tf.model_files import load_model
 
 
 @pytest.fixture(scope="module")

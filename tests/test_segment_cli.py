@@ -6,10 +6,10 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
-from coseg_tf.export import testing
 
 from coseg_tf import inference, segment, visualize
 from coseg_tf.data import video_io
+from coseg_tf.export import testing
 from coseg_tf.testing import run_module
 
 

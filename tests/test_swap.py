@@ -1,4 +1,4 @@
-"""Part swap: PartSwapper against export/graphs.part_swap, what "no part" and "every part" mean, coseg-swap.
+"""Part swap: PartSwapper against graphs.part_swap, what "no part" and "every part" mean, coseg-swap.
 
 Two models. The export tests' tiny puppet model (its segmenter fitted to the part labels,
 its generator briefly to reconstruct) is enough for the identities (no part swapped = the
@@ -19,11 +19,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from coseg_tf.export import graphs, saved_model, testing
-from coseg_tf.export.loading import LoadedModel, load_model
 
-from coseg_tf import inference
+from coseg_tf import graphs, inference
 from coseg_tf.data import video_io
+from coseg_tf.export import saved_model, testing
+from coseg_tf.model_files import LoadedModel, load_model
 from coseg_tf.testing import run_module
 
 # A second colour layout: every part gets a colour far from its usual one.

@@ -37,7 +37,6 @@ def test_project_imports_from_runfiles_only():
 def test_export_and_configs_are_sub_packages_as_installed():
     import coseg_tf.configs
     import coseg_tf.export
-
     from coseg_tf import config
 
     assert pathlib.Path(coseg_tf.export.__file__).parent.name == "export"

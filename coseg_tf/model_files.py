@@ -1,4 +1,7 @@
-"""Loads the modules to export from any of our model files or an original checkpoint.
+"""Model files: the segmenter and generator from any of our model files or an original checkpoint.
+
+Inference (`coseg_tf.inference`), the exporter (`coseg_tf.export`) and the trainer's initial
+weights read models through this module.
 
 Three sources are read: a `.keras` file (the trainer's `<model_dir>/final/model.keras`, a
 `CosegModel`, or a bare `SegmentationModule` such as `final/segmenter.keras`), a tf.train

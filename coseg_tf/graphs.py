@@ -1,19 +1,15 @@
-"""The inference computations that every exported artifact traces, and graph freezing.
+"""The inference computations: segment an image, swap parts.
 
-One definition of "segment an image" and of "swap parts" is shared by the Keras reference
-of the agreement checks, the SavedModel signatures and the TFLite models, so that those
-checks compare export mechanics (tracing, freezing, conversion, quantisation), not two
+One definition of each is shared by `coseg_tf.inference` (Keras models), the Keras reference
+of the export agreement checks, the SavedModel signatures and the TFLite models, so that
+those checks compare export mechanics (tracing, freezing, conversion, quantisation), not two
 hand-written copies of the maths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
 import keras
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from coseg_tf import geometry
 
@@ -83,23 +79,3 @@ def part_swap(
     blended = feature_mask * deformed + (1.0 - feature_mask) * target_features
     image = generator.decode(blended, training=False)
     return {"image": tf.cast(image, tf.float32), "blend_mask": mask[..., 0]}
-
-
-def frozen_function(
-    fn: Callable[..., Any], input_signature: Sequence[tf.TensorSpec]
-) -> tf.types.experimental.ConcreteFunction:
-    """`fn` traced at `input_signature` with every variable folded into a constant.
-
-    The TFLite converter leaves Keras 3 variables as VAR_HANDLE/READ_VARIABLE ops (they
-    block batch-norm folding and most delegates); freezing first gives plain constant
-    weights. The outputs keep their names (freezing alone would number them).
-    """
-    concrete = tf.function(fn, input_signature=input_signature).get_concrete_function()
-    frozen = convert_variables_to_constants_v2(concrete)
-    structure = concrete.structured_outputs
-
-    @tf.function(input_signature=input_signature)
-    def named(*args: tf.Tensor) -> Any:
-        return tf.nest.pack_sequence_as(structure, frozen(*args))
-
-    return named.get_concrete_function()
