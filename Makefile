@@ -23,12 +23,12 @@ BUILDIFIER_WARNINGS := -native-py,-native-sh-binary
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[cpu,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# The main job: synthetic data, training, held-out evaluation and a picture (README, "The main job").
+# The main job: synthetic data, training, held-out evaluation and a picture (README, "Quick start: the main job").
 demo: $(STAMP)
 	$(PY) -m coseg_tf.demo --workdir runs/demo
 

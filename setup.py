@@ -51,9 +51,13 @@ setup(
     packages=PACKAGES,
     package_dir={"coseg_tf": "coseg_tf", "coseg_tf.configs": "configs", "coseg_tf.export": "export"},
     package_data={"coseg_tf.configs": ["*.yaml"]},
-    # The working set checked together on CPU (see README, "Installing").
+    # The working set checked together on CPU. TensorFlow itself comes from an extra: its CPU
+    # and CUDA builds are two distributions of one `tensorflow` import package, and pip would
+    # install both side by side if the base requirement named one of them. So
+    #   pip install "coseg-tf[cpu]"   tensorflow-cpu (what `make install` and CI use)
+    #   pip install "coseg-tf[gpu]"   tensorflow[and-cuda], with the CUDA libraries
+    # and a bare `pip install coseg-tf` leaves the TensorFlow of the environment as it is.
     install_requires=[
-        "tensorflow-cpu==2.21.0",
         "keras==3.15.1",
         "numpy>=2.4,<2.5",
         "absl-py==2.5.1",
@@ -62,18 +66,19 @@ setup(
         "imageio==2.38.1",
         "imageio-ffmpeg==0.8.1",
         "ai-edge-litert==2.3.0",
+        # The trainer writes TensorBoard summaries and the commands point to `tensorboard
+        # --logdir`; TensorFlow 2.21 no longer depends on it.
+        "tensorboard==2.21.0",
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "tensorboard==2.21.0", "ruff==0.17.5", "import-linter==2.17", "build==1.6.1"],
-        # The TF Serving client (gRPC/REST request protos). tensorflow-serving-api requires the
-        # `tensorflow` distribution, which pip installs beside tensorflow-cpu (same version,
-        # same `tensorflow` import package).
-        "serving": ["tensorflow-serving-api==2.21.0"],
-        # CUDA build. pip cannot drop tensorflow-cpu from install_requires, so this adds
-        # tensorflow[and-cuda] (same version, same `tensorflow` import package) and the CUDA
-        # libraries; see README, "Installing".
+        "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "test": ["pytest>=8", "ruff==0.17.5", "import-linter==2.17", "build==1.6.1"],
+        # The TF Serving client (gRPC/REST request protos). tensorflow-serving-api requires the
+        # `tensorflow` distribution: install it with the gpu extra, or alone in a client
+        # environment (with the cpu extra pip would add `tensorflow` beside tensorflow-cpu).
+        "serving": ["tensorflow-serving-api==2.21.0"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

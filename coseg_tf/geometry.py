@@ -40,7 +40,8 @@ def spatial_sum(values: tf.Tensor) -> tf.Tensor:
     One reduction over H*W positions is exact enough in TensorFlow (tree sums), but a runtime
     that adds sequentially (TFLite's kernels) then accumulates H*W roundings: at 256x256 the
     heatmap-weighted affine of a trained model drifted by 1.8e-4 of its size in float32.
-    Two reductions of W and H terms keep it near TensorFlow's (see README, export checks).
+    Two reductions of W and H terms keep it near TensorFlow's
+    (docs/experiments/2026-11-25-export-agreement-and-tflite-speed.md).
     """
     return tf.reduce_sum(tf.reduce_sum(values, axis=2), axis=1)
 

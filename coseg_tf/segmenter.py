@@ -86,7 +86,7 @@ class SegmentationModule(keras.Model):
         Same values as running the heads one by one, but a single pass over the 64x64x35
         features: XNNPACK (TFLite) and oneDNN run the 61-channel conv in about the time of
         the 40-channel affine head alone (paper config, float32 TFLite on a loaded machine:
-        6.4 ms instead of 11 ms; see the README's export section).
+        6.4 ms instead of 11 ms; see docs/experiments/2026-11-25-export-agreement-and-tflite-speed.md).
         """
         heads = self.heads
         kernel = tf.concat([tf.convert_to_tensor(head.kernel) for head in heads], axis=-1)
