@@ -2,6 +2,7 @@
 # Builds the wheel (and sdist) with `python -m build`, installs the wheel into a fresh
 # virtualenv, and runs it from there, away from the checkout:
 #   - the wheel holds every module of coseg_tf/ and export/ and every config of configs/;
+#   - installed with its cpu extra it brings one TensorFlow distribution and TensorBoard;
 #   - `import coseg_tf, coseg_tf.export, coseg_tf.configs` comes from the new venv's
 #     site-packages, and the packaged config `vox-256-sem-10segments` loads;
 #   - every console script of the installed distribution runs `--help`.
@@ -57,7 +58,7 @@ start=$SECONDS
 "$PY" -m venv "$WORK/venv"
 {
   "$WORK/venv/bin/python" -m pip install --upgrade pip &&
-    "$WORK/venv/bin/python" -m pip install "$wheel"
+    "$WORK/venv/bin/python" -m pip install "$wheel[cpu]"
 } >"$WORK/pip.log" 2>&1 || {
   cat "$WORK/pip.log" >&2
   exit 1
@@ -67,6 +68,23 @@ checks=$((checks + 1))
 
 # Run from an empty directory so that nothing of the checkout is importable.
 cd "$WORK"
+step "one TensorFlow distribution, and TensorBoard, installed with the cpu extra"
+"$WORK/venv/bin/python" - <<'EOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+installed = {}
+for name in ("tensorflow-cpu", "tensorflow", "tensorboard"):
+    try:
+        installed[name] = version(name)
+    except PackageNotFoundError:
+        pass
+if "tensorflow" in installed or "tensorflow-cpu" not in installed or "tensorboard" not in installed:
+    sys.exit(f"expected tensorflow-cpu and tensorboard without tensorflow, got {installed}")
+print(", ".join(f"{name} {v}" for name, v in installed.items()))
+EOF
+checks=$((checks + 1))
+
 step "import from the installed wheel"
 "$WORK/venv/bin/python" - <<'EOF'
 import pathlib
