@@ -14,7 +14,9 @@ segmentation bilinearly resized to it):
   (a boundary halo rather than background leaking into the parts);
 - part NMI and ARI against ground-truth part labels, pooled over the test images' pixels:
   over all pixels (labels = argmax of the K+1 maps, background included) and over the
-  ground-truth foreground only (argmax of the K part maps).
+  ground-truth foreground only (argmax of the K part maps); and `part_nmi_fg`, issue 21's
+  part score: per test image, the NMI with the geometric mean of the entropies between the
+  argmax of the K+1 maps and the part labels over the ground-truth foreground, averaged.
 
 Models: whatever `inference.load_segmenter` reads (a trainer run dir, a `.keras` file, a
 tf.train checkpoint, an original `.pth.tar` with `--config`, an exported SavedModel, a
@@ -189,6 +191,7 @@ class _SplitOutputs:
     )
     table_all: np.ndarray | None = None
     table_foreground: np.ndarray | None = None
+    part_nmi_fg: list[float] = dataclasses.field(default_factory=list)  # per frame, NaN: no fg
     mask_heights: list[float] = dataclasses.field(default_factory=list)
     shown: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
 
@@ -231,6 +234,7 @@ def _run_split(
             out.table_foreground = metrics_lib.add_tables(
                 out.table_foreground, metrics_lib.contingency_table(batch.labels[inside], parts[inside])
             )
+            out.part_nmi_fg.extend(metrics_lib.part_nmi_per_frame(batch.labels, labels).tolist())
         for i, index in enumerate(indices):
             if index in shown_indices:
                 shown = {"image": batch.images[i], "maps": maps[i], "index": np.array(index)}
@@ -340,6 +344,12 @@ def evaluate(
             "ari_all_pixels": metrics_lib.adjusted_rand_index(test_out.table_all),
             "nmi_foreground": metrics_lib.normalized_mutual_information(test_out.table_foreground),
             "ari_foreground": metrics_lib.adjusted_rand_index(test_out.table_foreground),
+            # Issue 21's part score: per frame, I / sqrt(H H) over the true foreground, labels
+            # the argmax of all K + 1 maps; averaged over the frames with foreground.
+            "part_nmi_fg": float(np.nanmean(test_out.part_nmi_fg))
+            if np.isfinite(test_out.part_nmi_fg).any()
+            else float("nan"),
+            "part_nmi_fg_num_frames": int(np.isfinite(test_out.part_nmi_fg).sum()),
             "num_pixels_all": int(test_out.table_all.sum()),
             "num_pixels_foreground": int(test_out.table_foreground.sum()),
             "num_ground_truth_labels": int((test_out.table_all.sum(1) > 0).sum()),
@@ -481,7 +491,8 @@ _SUMMARY = (
         "parts",
         lambda parts: (
             f"NMI {parts['nmi_all_pixels']:.4f} / ARI {parts['ari_all_pixels']:.4f} (all pixels), "
-            f"NMI {parts['nmi_foreground']:.4f} / ARI {parts['ari_foreground']:.4f} (foreground)"
+            f"NMI {parts['nmi_foreground']:.4f} / ARI {parts['ari_foreground']:.4f} (foreground); "
+            f"part NMI fg {parts['part_nmi_fg']:.4f} (per frame, geometric)"
         ),
     ),
 )

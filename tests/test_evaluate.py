@@ -1,6 +1,7 @@
 """Evaluation: landmark pickles, ground-truth readers, the k-means baseline and `coseg-eval`."""
 
 import json
+import math
 import os
 import pathlib
 import pickle
@@ -270,8 +271,9 @@ def test_perfect_and_permuted_predictions():
         assert results["foreground_iou"]["pooled"] == pytest.approx(1.0)
         assert results["foreground_iou"]["precision"] == results["foreground_iou"]["recall"] == 1.0
         assert results["foreground_iou"]["false_fg_within_1px"] == 0.0
-        for key in ("nmi_all_pixels", "ari_all_pixels", "nmi_foreground", "ari_foreground"):
+        for key in ("nmi_all_pixels", "ari_all_pixels", "nmi_foreground", "ari_foreground", "part_nmi_fg"):
             assert results["parts"][key] == pytest.approx(1.0)
+        assert results["parts"]["part_nmi_fg_num_frames"] == 6
         # landmarks are affine in the (possibly swapped) centroids
         assert results["landmark_regression"]["mae_sum_256"] == pytest.approx(0.0, abs=0.05)
         assert results["landmark_regression"]["nme"] == pytest.approx(0.0, abs=1e-3)
@@ -290,6 +292,11 @@ def test_shifted_prediction_lowers_iou_as_computed_by_hand():
     assert results["foreground_iou"]["recall"] == pytest.approx(40 / 48)
     assert results["foreground_iou"]["false_fg_within_1px"] == pytest.approx(1.0)
     assert results["parts"]["nmi_foreground"] < 1.0
+    # Per frame, the figure's first column is predicted background (8 of 48 pixels, 4 per
+    # part) and the rest right: I = 5/6 ln 2, H(pred) over labels 0, 1, 2 of 8, 20, 20 pixels.
+    h_pred = -(1 / 6 * math.log(1 / 6) + 2 * (5 / 12) * math.log(5 / 12))
+    expected = 5 / 6 * math.log(2) / math.sqrt(math.log(2) * h_pred)
+    assert results["parts"]["part_nmi_fg"] == pytest.approx(expected)
     # the centroids move by exactly 1 px: the regression's bias absorbs it
     assert results["landmark_regression"]["mae_sum_256"] == pytest.approx(0.0, abs=0.05)
 
