@@ -144,7 +144,7 @@ def _look(rng: np.random.Generator, size: int) -> Look:
         mouth=(
             face_w * rng.uniform(0.3, 0.42),
             face_h * rng.uniform(0.45, 0.55),
-            face_h * rng.uniform(0.15, 0.22),
+            face_h * rng.uniform(0.25, 0.32),
         ),
         neck=(face_w * rng.uniform(0.4, 0.55), face_h * rng.uniform(0.4, 0.65)),
         shoulders=(size * rng.uniform(0.3, 0.42), size * rng.uniform(0.1, 0.16)),
@@ -164,9 +164,13 @@ class Frame:
     down: np.ndarray
 
     def to_image(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Frame coordinates (u, v), each broadcasting to [T, N], -> image points [T, N, 2]."""
+        """Frame coordinates (u, v), each broadcasting to [T, N] ([N]: the same in every frame)."""
         u, v = np.broadcast_arrays(np.asarray(u, np.float64), np.asarray(v, np.float64))
         return self.origin[:, None] + u[..., None] * self.right[:, None] + v[..., None] * self.down[:, None]
+
+    def point(self, u: np.ndarray | float, v: np.ndarray | float) -> np.ndarray:
+        """One point per frame: (u, v), each a scalar or [T], -> image points [T, 2]."""
+        return self.to_image(np.reshape(u, (-1, 1)), np.reshape(v, (-1, 1)))[:, 0]
 
     def from_image(self, t: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixels (x, y) of frames t -> their frame coordinates (u, v)."""
@@ -228,22 +232,22 @@ def _motion(rng: np.random.Generator, look: Look, size: int, num_frames: int) ->
     base_y = look.top + look.hair[2] + face_h + 0.8 * face_h + look.neck[1]
     body_origin = np.stack(
         [
-            size / 2 + size * rng.uniform(0.02, 0.05) * curves[0],
+            size / 2 + size * rng.uniform(0.015, 0.035) * curves[0],
             base_y + size * rng.uniform(0.005, 0.02) * curves[1],
         ],
         -1,
     )
-    body = _rotated(body_origin, rng.uniform(0.02, 0.06) * curves[2])
+    body = _rotated(body_origin, rng.uniform(0.01, 0.04) * curves[2])
     # The head pivots on the neck (tilt) and sways and nods relative to the body: it moves about
     # twice as far as the shoulders.
     tilt = rng.uniform(-0.05, 0.05) + rng.uniform(0.12, 0.25) * curves[3]
-    neck_top = body.to_image(
-        size * rng.uniform(0.02, 0.05) * curves[4], rng.uniform(0.5, 1.5) * curves[5] - look.neck[1]
-    )[:, 0]
+    neck_top = body.point(
+        size * rng.uniform(0.03, 0.06) * curves[4], rng.uniform(0.5, 1.5) * curves[5] - look.neck[1]
+    )
     angle = _angle(body) + tilt
-    head = _rotated(_rotated(neck_top, angle).to_image(0.0, -0.8 * face_h)[:, 0], angle)
+    head = _rotated(_rotated(neck_top, angle).point(0.0, -0.8 * face_h), angle)
     yaw = rng.uniform(-0.1, 0.1) + rng.uniform(0.3, 0.6) * curves[6]
-    speaking = np.clip(0.5 + curves[7], 0.15, 1.0)
+    speaking = np.clip(0.75 + 0.5 * curves[7], 0.5, 1.0)  # louder and quieter, never silent
     t = np.arange(num_frames)
     syllables = 0.5 * (1 - np.cos(2 * np.pi * rng.uniform(1 / 10, 1 / 5) * t + rng.uniform(0, 2 * np.pi)))
     return Motion(head, body, yaw, speaking * syllables, _blinks(rng, num_frames), curves[8])
@@ -337,16 +341,16 @@ def _shapes(look: Look, motion: Motion, size: int) -> Shapes:
     # On the shoulders' arc at 0.7 of their half width, one pixel inside.
     shoulder_v = shoulder_drop * (1 - np.sqrt(1 - 0.7**2)) + 1.0
     points = [
-        head.to_image(0.0, -face_h)[:, 0],
-        head.to_image(eyes[0][0], look.eye_level)[:, 0],
-        head.to_image(eyes[1][0], look.eye_level)[:, 0],
-        head.to_image(mouth_u, 0.5 * (look.eye_level + look.mouth[1]))[:, 0],
-        head.to_image(mouth_u - mouth_w + 0.5, mouth_v)[:, 0],
-        head.to_image(mouth_u + mouth_w - 0.5, mouth_v)[:, 0],
-        head.to_image(0.0, chin - 0.5)[:, 0],
+        head.point(0.0, -face_h),
+        head.point(eyes[0][0], look.eye_level),
+        head.point(eyes[1][0], look.eye_level),
+        head.point(mouth_u, 0.5 * (look.eye_level + look.mouth[1])),
+        head.point(mouth_u - mouth_w + 0.5, mouth_v),
+        head.point(mouth_u + mouth_w - 0.5, mouth_v),
+        head.point(0.0, chin - 0.5),
         body.origin,
-        body.to_image(-0.7 * shoulder_w, shoulder_v)[:, 0],
-        body.to_image(0.7 * shoulder_w, shoulder_v)[:, 0],
+        body.point(-0.7 * shoulder_w, shoulder_v),
+        body.point(0.7 * shoulder_w, shoulder_v),
     ]
     features = {
         "eye_u_left": eyes[0][0],
