@@ -40,11 +40,18 @@ from absl import logging
 
 from coseg_tf import config as config_lib
 from coseg_tf import geometry, visualize
+from coseg_tf.config import PRECISIONS
+from coseg_tf.distribute import (
+    STRATEGIES,
+    apply_mixed_precision,
+    cpu_has_native_bf16,
+    is_chief,
+    make_strategy,
+    resolve_precision,
+)
 from coseg_tf.losses import EquivarianceTransform
 from coseg_tf.model import CosegModel, build_model
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
-PRECISIONS = ("off", "mixed_bfloat16", "mixed_float16")
 # The learning-rate decay at each epoch milestone, as the original's MultiStepLR(gamma=0.1).
 MILESTONE_DECAY = 0.1
 # PyTorch's Adam epsilon (Keras' default is 1e-7).
@@ -94,87 +101,6 @@ class TrainResult:
     final_dir: str | None
     checkpoint: str | None
     seconds: float
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """`default` (one device), `mirrored` (all local GPUs, or all logical CPUs) or `multi_worker`.
-
-    `multi_worker` reads the cluster from the TF_CONFIG environment variable.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            logging.warning("--strategy=multi_worker without TF_CONFIG: training as a single worker")
-        options = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.RING
-        )
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): bf16 then trains faster."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in line.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def resolve_precision(name: str) -> str:
-    """`auto`: mixed_bfloat16 when training on a CPU with native bf16, otherwise off."""
-    if name != "auto":
-        return name
-    if tf.config.list_logical_devices("GPU"):
-        return "off"
-    return "mixed_bfloat16" if cpu_has_native_bf16() else "off"
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes checkpoints, summaries and the final weights."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def _float32_layers(model: CosegModel) -> set[int]:
-    """Layers that stay float32 under mixed precision: the geometry and the loss sums.
-
-    The three containers run soft-argmax, the 2x2 inverses, Eqs. (2)-(5) and the losses;
-    the heads feed them; the VGG layers whose outputs the perceptual loss reads give float32
-    features, so that Eq. (6) sums in float32.
-    """
-    keep = [model, model.segmenter, model.generator, model.generator.final, *model.segmenter.heads]
-    if model.perceptual is not None:
-        keep.append(model.perceptual)
-        keep.extend(model.perceptual.vgg.get_layer(name) for name in model.perceptual.feature_layers)
-    return {id(layer) for layer in keep}
-
-
-def apply_mixed_precision(model: CosegModel, policy: str) -> None:
-    """Sets `policy` on every conv/norm layer of a built model (variables stay float32).
-
-    Done per layer after building, instead of with a global policy, because a global policy
-    would also cast the inputs of the containers whose geometry must run in float32.
-    """
-    if policy == "off":
-        return
-    if policy not in PRECISIONS:
-        raise ValueError(f"unknown mixed precision {policy!r}; choose from {PRECISIONS}")
-    keep = _float32_layers(model)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if id(layer) not in keep:
-            layer.dtype_policy = policy
 
 
 def learning_rate(
@@ -851,8 +777,11 @@ __all__ = [
     "Trainer",
     "TrainingInterrupted",
     "apply_mixed_precision",
+    "cpu_has_native_bf16",
+    "is_chief",
     "learning_rate",
     "make_strategy",
+    "resolve_precision",
     "restart_optimizer",
     "train",
 ]
