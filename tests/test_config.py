@@ -23,6 +23,12 @@ def test_published_configs_load_with_paper_values(name):
     assert seg["num_segments"] == gen["num_segments"] == expected_k
 
 
+def test_the_heads_config_is_the_synthetic_recipe():
+    # One recipe judged on two data families: configs/synthetic-heads.yaml must follow synthetic.yaml.
+    heads = cfg.load_config(cfg.packaged_config_path("synthetic-heads"))
+    assert heads == cfg.load_config(cfg.packaged_config_path("synthetic"))
+
+
 def test_unknown_key_is_named():
     with pytest.raises(cfg.ConfigError, match="train_params.transform_params.sigma_afine"):
         cfg.build_config({"train_params": {"transform_params": {"sigma_afine": 0.1}}})
