@@ -1,4 +1,7 @@
-"""A non-learned part segmenter, so that the evaluation's numbers have a floor.
+"""Non-learned part segmenters, so that the evaluation's numbers have floors.
+
+`LabelPriorSegmenter` ignores the image: it is the training split's label frequencies at
+each pixel, the floor of a model that learned where the object usually is and nothing else.
 
 k-means on colour and position, per image: each pixel of the image (resized to `work_size`)
 is a point (L, a, b) / 100 (CIELAB, so distances follow perceived colour) plus
@@ -12,13 +15,16 @@ has the segmenter's layout: one-hot maps [N, h, w, K+1], channel 0 the backgroun
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from coseg_tf.inference import Segmenter
 from coseg_tf.metrics import part_centroids
+
+if TYPE_CHECKING:
+    from coseg_tf.ground_truth import EvalSplit
 
 
 def kmeans(
@@ -129,4 +135,72 @@ class KMeansSegmenter(Segmenter):
             "position_weight": self.position_weight,
             "features": "CIELAB / 100 and position_weight * (x, y) / work_size",
             "seed": self.seed,
+        }
+
+
+class LabelPriorSegmenter(Segmenter):
+    """The same soft maps for every image: each ground-truth label's frequency at each pixel.
+
+    Scored by `coseg_tf.evaluate` like a model, it gives three floors at once: its foreground
+    (the part maps' sum > 0.5) is the mean training mask thresholded at a half (the
+    train-mask prior); its hard labels are each pixel's most frequent training label; and its
+    part centroids never change, so the landmark regression predicts each landmark's training
+    mean (the mean-landmark predictor).
+    """
+
+    kind = "label_prior"
+    frame_size = None
+    source = "ground-truth label frequencies of a training split"
+
+    def __init__(self, frequencies: np.ndarray) -> None:
+        """Wraps label frequencies.
+
+        Args:
+          frequencies: [H, W, K+1] per pixel, summing to 1 over the last axis (channel 0: the
+            background).
+        """
+        self.frequencies = np.asarray(frequencies, np.float32)
+        self.num_segments = self.frequencies.shape[-1] - 1
+
+    @classmethod
+    def fit(
+        cls, split: EvalSplit, num_labels: int | None = None, batch_size: int = 64
+    ) -> LabelPriorSegmenter:
+        """Counts the labels of every item of `split` (which must have part labels).
+
+        Args:
+          split: A split with ground-truth part labels, all of one size.
+          num_labels: K+1; by default one more than the largest label found.
+          batch_size: Items loaded at once.
+
+        Returns:
+          The prior of that split.
+
+        Raises:
+          ValueError: The split has no part labels.
+        """
+        if not split.has_labels:
+            raise ValueError(f"the {split.name} split has no part labels to count")
+        counts = np.zeros((*split.image_size, num_labels or 1), np.int64)
+        for start in range(0, len(split), batch_size):
+            labels = split.load(range(start, min(start + batch_size, len(split)))).labels
+            depth = max(counts.shape[-1], int(labels.max()) + 1)
+            if depth > counts.shape[-1]:
+                counts = np.pad(counts, ((0, 0), (0, 0), (0, depth - counts.shape[-1])))
+            counts += (labels[..., None] == np.arange(depth)).sum(0)
+        return cls(counts / counts.sum(-1, keepdims=True))
+
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        maps = np.broadcast_to(self.frequencies, (len(frames), *self.frequencies.shape))
+        height, width = self.frequencies.shape[:2]
+        scale = np.array([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
+        shift = part_centroids(maps[:1]) * scale - 1.0
+        return maps.copy(), np.repeat(shift, len(frames), 0).astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "num_segments": self.num_segments,
+            "map_size": list(self.frequencies.shape[:2]),
+            "source": self.source,
         }

@@ -1,5 +1,6 @@
 """Evaluation: landmark pickles, ground-truth readers, the k-means baseline and `coseg-eval`."""
 
+import dataclasses
 import json
 import math
 import os
@@ -339,6 +340,30 @@ def test_kmeans_keeps_k_clusters():
     points = np.concatenate([np.zeros((20, 2)), np.ones((20, 2))])
     centres, assignment = baselines.kmeans(points, 3, seed=0)
     assert len(np.unique(assignment)) == 3 and centres.shape == (3, 2)
+
+
+def test_label_prior_gives_the_mask_prior_iou_and_the_mean_landmarks():
+    train_labels = np.array([[[0, 1, 1], [0, 2, 2]], [[0, 0, 1], [2, 2, 2]]])
+    test_labels = np.array([[[0, 1, 1], [2, 2, 2]], [[1, 1, 0], [2, 2, 0]]])
+    splits = {
+        "train": hand_split("train", train_labels, 0, ["a", "b"]),
+        "test": hand_split("test", test_labels, 2, ["c", "d"]),
+    }
+    prior = baselines.LabelPriorSegmenter.fit(splits["train"])
+    assert prior.num_segments == 2
+    np.testing.assert_allclose(prior.frequencies[0, 1], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(prior.frequencies[1, 2], [0.0, 0.0, 1.0])
+    settings = evaluate_lib.EvalSettings(batch_size=1, nme_normalizer="bbox_diagonal")
+    results = evaluate_lib.evaluate(prior, splits, settings, "plain")
+    # Foreground where more than half the training masks are: pixels (0, 2), (1, 1), (1, 2).
+    # Test 0: all 3 inside its 5-pixel mask; test 1: (1, 1) only, union 3 + 4 - 1.
+    assert results["foreground_iou"]["mean_per_image"] == pytest.approx((3 / 5 + 1 / 6) / 2)
+    # The centroids never change: each landmark is predicted at its training mean.
+    train_points, test_points = splits["train"].landmarks, splits["test"].landmarks
+    error = np.abs(train_points.mean(0) - test_points).mean(0) * [256 / 3, 256 / 2]
+    assert results["landmark_regression"]["mae_sum_256"] == pytest.approx(error.sum())
+    with pytest.raises(ValueError, match="no part labels"):
+        baselines.LabelPriorSegmenter.fit(dataclasses.replace(splits["train"], has_labels=False))
 
 
 # ----------------------------------------------------------------------------- the command
