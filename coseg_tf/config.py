@@ -239,6 +239,54 @@ def save_config(config: Mapping[str, Any], path: str) -> None:
         yaml.safe_dump(dict(config), f, sort_keys=False)
 
 
+# Keys a resumed run may change: where the data is and how long and how verbosely to train.
+# Any other difference from a run's saved config.yaml describes another run.
+RESUMABLE_KEYS = (
+    "dataset_params.root_dir",
+    "dataset_params.decoded_cache_mb",
+    "train_params.num_epochs",
+    "train_params.checkpoint_freq",
+    "train_params.max_nonfinite_steps",
+    "visualizer_params.kp_size",
+)
+
+
+def _flatten(config: Mapping[str, Any], path: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{path}.{key}" if path else str(key)
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, dotted))
+        else:
+            out[dotted] = value
+    return out
+
+
+def run_config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """The keys whose values differ between a run's saved config and a requested one.
+
+    A key missing from `saved` (a config written before the key existed) counts at its
+    default. Keys in `RESUMABLE_KEYS` are not compared.
+
+    Args:
+      saved: The config read from a run's `config.yaml`.
+      requested: The config of the command that would resume the run.
+
+    Returns:
+      One `key: saved -> requested` entry per differing key, sorted by key.
+    """
+    defaults = _flatten(DEFAULTS)
+    old, new = _flatten(saved), _flatten(requested)
+    differences = []
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE_KEYS:
+            continue
+        before, after = old.get(key, defaults.get(key)), new.get(key, defaults.get(key))
+        if before != after:
+            differences.append(f"{key}: {before!r} -> {after!r}")
+    return differences
+
+
 def _override_to_dict(config: Mapping[str, Any], override: str) -> dict[str, Any]:
     if "=" not in override:
         raise OverrideError(f"override {override!r} is not of the form section.key=value")

@@ -239,7 +239,7 @@ def _run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    cli.run(lambda argv: sys.exit(_run(argv)), _define_flags)
+    cli.run(_run, _define_flags, "coseg-demo")
 
 
 if __name__ == "__main__":

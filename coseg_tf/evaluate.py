@@ -582,7 +582,7 @@ def write_json(report: dict[str, Any], path: str) -> str:
 
 def main() -> None:
     """Console-script entry point (`coseg-eval`)."""
-    cli.run(_run, _define_flags)
+    cli.run(_run, _define_flags, "coseg-eval")
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def _run(argv: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli.run(_run, _define_flags)
+    cli.run(_run, _define_flags, "coseg-swap")
 
 
 if __name__ == "__main__":

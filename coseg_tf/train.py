@@ -8,8 +8,6 @@ Re-running the same command resumes from the newest readable checkpoint in --mod
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags, logging
 
 from coseg_tf import cli
@@ -68,17 +66,31 @@ def _define_flags() -> None:
         [],
         "Config override section.key=value (YAML value), repeatable, e.g. --set train_params.batch_size=8.",
     )
-    flags.DEFINE_integer("steps", None, "Stop after this many steps in total (caps the config's epochs).")
-    flags.DEFINE_integer("epochs", None, "Stop after this many epochs (caps train_params.num_epochs).")
+    flags.DEFINE_integer(
+        "steps",
+        None,
+        "Training budget in steps, counted from the run's start: more epochs are run when it "
+        "exceeds num_epochs x steps per epoch (default: the config's num_epochs).",
+        lower_bound=1,
+    )
+    flags.DEFINE_integer(
+        "epochs", None, "Stop after this many epochs (caps train_params.num_epochs).", lower_bound=1
+    )
     flags.DEFINE_integer(
         "checkpoint_every",
         0,
         "Also checkpoint every N steps (0: every train_params.checkpoint_freq epochs and at the end).",
+        lower_bound=0,
     )
-    flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.")
-    flags.DEFINE_integer("image_every", 500, "Write TensorBoard images every N steps (0: never).")
+    flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.", lower_bound=1)
     flags.DEFINE_integer(
-        "log_every", 10, "Write TensorBoard scalars (and progress lines off a terminal) every N steps."
+        "image_every", 500, "Write TensorBoard images every N steps (0: never).", lower_bound=0
+    )
+    flags.DEFINE_integer(
+        "log_every",
+        10,
+        "Write TensorBoard scalars (and progress lines off a terminal) every N steps.",
+        lower_bound=1,
     )
     flags.DEFINE_boolean("progress", True, "Show progress (a bar on a terminal, log lines otherwise).")
 
@@ -88,21 +100,9 @@ def _run(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required")
+    cli.check_output_dir(FLAGS.model_dir, "--model_dir")
     logging.set_verbosity(logging.INFO)
-    from coseg_tf.data.video_io import DatasetError
-    from coseg_tf.pth_reader import UnsafeCheckpointError
-    from coseg_tf.weights import WeightImportError
-
-    try:
-        return _train()
-    except (
-        config_lib.ConfigError,
-        DatasetError,
-        WeightImportError,
-        UnsafeCheckpointError,
-        FileNotFoundError,
-    ) as e:
-        return cli.report_error("coseg-train", e)
+    return _train()
 
 
 def _train() -> int:
@@ -146,7 +146,7 @@ def _train() -> int:
 
 def main() -> None:
     """Console-script entry point (`coseg-train`)."""
-    cli.run(lambda argv: sys.exit(_run(argv)), _define_flags)
+    cli.run(_run, _define_flags, "coseg-train")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from coseg_tf.distribute import (
     make_strategy,
     resolve_precision,
 )
+from coseg_tf.errors import CosegError
 from coseg_tf.losses import EquivarianceTransform
 from coseg_tf.model import CosegModel, build_model
 
@@ -67,6 +68,10 @@ class NonFiniteLossError(RuntimeError):
 
 class TrainingInterrupted(RuntimeError):
     """SIGTERM/SIGINT: a checkpoint was written and training stopped; resume with the same command."""
+
+
+class RunMismatchError(CosegError):
+    """A model directory or checkpoint that holds another run or another model than requested."""
 
 
 @dataclasses.dataclass
@@ -178,6 +183,35 @@ def model_variables(model: keras.Model) -> dict[str, Any]:
     return variables
 
 
+def _checkpoint_key(variable_path: str) -> str:
+    """The key of a `model_variables` entry in a checkpoint (tf.train escapes '.' and '/')."""
+    escaped = variable_path.replace(".", "..").replace("/", ".S")
+    return f"model_variables/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def model_mismatch(path: str, variables: Mapping[str, Any]) -> str | None:
+    """How a readable checkpoint's model differs from `variables` (None: it is the same model).
+
+    Args:
+      path: A checkpoint prefix whose index reads.
+      variables: The model's variables keyed by Keras path, as `model_variables` gives.
+
+    Returns:
+      The first variable the checkpoint lacks or holds with another shape, described, or None.
+
+    Raises:
+      tf.errors.OpError: If the checkpoint's index cannot be read (a damaged checkpoint).
+    """
+    shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    for name, variable in variables.items():
+        saved = shapes.get(_checkpoint_key(name))
+        if saved is None:
+            return f"it has no variable {name}"
+        if list(saved) != list(variable.shape):
+            return f"its {name} has shape {list(saved)}, the model's {list(variable.shape)}"
+    return None
+
+
 def restore_newest_readable(
     checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager
 ) -> str | None:
@@ -185,9 +219,31 @@ def restore_newest_readable(
 
     TensorFlow writes a checkpoint's files first and its index (`checkpoint`) last, so a
     crash while writing leaves the previous checkpoint as the latest. A newest checkpoint
-    that is damaged anyway (a truncated or overwritten file) is skipped with a warning.
+    that is damaged anyway (a truncated or overwritten file) is skipped with a warning. A
+    checkpoint that reads but holds another model (other variables or shapes) is no damage:
+    falling back would silently start the run afresh over it.
+
+    Args:
+      checkpoint: The objects to restore; its `model_variables` are compared first.
+      manager: The manager of the run's checkpoints.
+
+    Returns:
+      The restored checkpoint's path, or None if none reads back.
+
+    Raises:
+      RunMismatchError: If a checkpoint holds a different model.
     """
+    variables = getattr(checkpoint, "model_variables", {})
     for path in reversed(manager.checkpoints):
+        try:
+            mismatch = model_mismatch(path, variables)
+        except tf.errors.OpError:
+            mismatch = None  # damaged: the restore below says how and falls back
+        if mismatch:
+            raise RunMismatchError(
+                f"checkpoint {path} holds a different model ({mismatch}): train into another "
+                "--model_dir, or resume with the run's own config"
+            )
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
         except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError, OSError) as e:
@@ -208,8 +264,11 @@ def load_initial_weights(model: CosegModel, path: str) -> str:
     if tf.io.gfile.isdir(path):
         final = path.rstrip("/")
         if tf.io.gfile.exists(f"{final}/segmenter.weights.h5"):
-            model.segmenter.load_weights(f"{final}/segmenter.weights.h5")
-            model.generator.load_weights(f"{final}/generator.weights.h5")
+            try:
+                model.segmenter.load_weights(f"{final}/segmenter.weights.h5")
+                model.generator.load_weights(f"{final}/generator.weights.h5")
+            except ValueError as e:  # Keras names the layer whose weights do not fit
+                raise RunMismatchError(f"--init_weights {final} holds a different model: {e}") from None
             return f"final weights from {final}"
         for folder in (f"{final}/checkpoints", final):
             latest = tf.train.latest_checkpoint(folder)
@@ -223,7 +282,11 @@ def load_initial_weights(model: CosegModel, path: str) -> str:
             f"--init_weights {path}: not found (neither an original checkpoint, a folder, nor a "
             f"checkpoint prefix with {path}.index)"
         )
-    status = tf.train.Checkpoint(model_variables=model_variables(model)).restore(path).expect_partial()
+    variables = model_variables(model)
+    mismatch = model_mismatch(path, variables)
+    if mismatch:
+        raise RunMismatchError(f"--init_weights {path} holds a different model ({mismatch})")
+    status = tf.train.Checkpoint(model_variables=variables).restore(path).expect_partial()
     status.assert_existing_objects_matched()
     return f"model weights from checkpoint {path}"
 
@@ -243,22 +306,61 @@ def save_final(model: CosegModel, config: Mapping[str, Any], directory: str) -> 
     return directory
 
 
+def check_run_dir(model_dir: str, config: Mapping[str, Any]) -> None:
+    """Refuses to resume a run directory whose saved config describes another run.
+
+    Resuming with another config would restore nothing (other shapes) or train the old
+    weights under new settings, and overwrite the run's checkpoints and `config.yaml`.
+
+    Args:
+      model_dir: The run directory (`config.yaml` in it, if a run was started there).
+      config: The config the command would train with.
+
+    Raises:
+      RunMismatchError: If `<model_dir>/config.yaml` differs from `config` in a key that is
+        not in `config.RESUMABLE_KEYS`; the message names every such key.
+    """
+    import yaml
+
+    path = f"{model_dir.rstrip('/')}/config.yaml"
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        try:
+            saved = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise RunMismatchError(f"{path} is not a readable config ({e}); is {model_dir} a run?") from None
+    if not isinstance(saved, Mapping):
+        raise RunMismatchError(f"{path} is not a config (no mapping at the top); is {model_dir} a run?")
+    differences = config_lib.run_config_differences(saved, config)
+    if differences:
+        raise RunMismatchError(
+            f"{model_dir} holds a run with another config ({path}); differing keys: "
+            f"{'; '.join(differences)}. Use another --model_dir, or the run's own config to resume it"
+        )
+
+
 # ----------------------------------------------------------------------------- the trainer
 
 
 def resolve_config(
     name_or_path: str, overrides: list[str], data_dir: str | None, variant: str | None
 ) -> dict[str, Any]:
-    """The config of the command line: file or packaged name, then --set, --data_dir, --variant."""
+    """The config of the command line: file or packaged name, then --set, --data_dir, --variant.
+
+    `data_dir` is a path and is set as given: a `--set` value is parsed as YAML, which would
+    cut a folder named `my data #1` at the `#` or read `a: b` as a mapping.
+    """
     path = name_or_path
     if not os.path.exists(path) and "://" not in path and not path.endswith((".yaml", ".yml")):
         path = config_lib.packaged_config_path(name_or_path)
     extra = list(overrides)
-    if data_dir:
-        extra.append(f"dataset_params.root_dir={data_dir}")
     if variant:
         extra.append(f"model_params.variant={variant}")
-    return config_lib.load_config(path, extra)
+    config = config_lib.load_config(path, extra)
+    if data_dir:
+        config["dataset_params"]["root_dir"] = data_dir
+    return config
 
 
 def default_dataset_fn(config: Mapping[str, Any], seed: int) -> DatasetFn:
@@ -328,6 +430,8 @@ class Trainer:
                 "--noxla or --set model_params.common_params.sync_batch_norm=false"
             )
         self.chief = is_chief(self.strategy)
+        # Before the data is read or the model built: a run directory of another run is refused.
+        check_run_dir(options.model_dir, self.config)
         self.dataset_fn = dataset_fn or default_dataset_fn(self.config, options.seed)
         if steps_per_epoch is None:
             steps_per_epoch = epoch_examples(self.config) // self.global_batch

@@ -306,7 +306,7 @@ def _run(argv: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point (`coseg-export`)."""
-    cli.run(_run, _define_flags)
+    cli.run(_run, _define_flags, "coseg-export")
 
 
 if __name__ == "__main__":

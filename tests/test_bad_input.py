@@ -1,0 +1,139 @@
+"""Bad input: one line naming the culprit, exit status 2, no traceback, nothing written.
+
+The commands run as subprocesses, as a user runs them; cases that need no trained model
+share one process start each where they can (a TensorFlow start costs ~5 s).
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from coseg_tf import config as config_lib
+from coseg_tf import trainer as trainer_lib
+from coseg_tf.testing import run_module
+
+SIZE = 32
+
+
+def _config(*overrides):
+    return config_lib.load_config(
+        config_lib.packaged_config_path("tiny"),
+        [f"dataset_params.frame_shape=[{SIZE}, {SIZE}, 3]", "train_params.batch_size=2", *overrides],
+    )
+
+
+def _frames(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: rng.uniform(size=(n, SIZE, SIZE, 3)).astype(np.float32) for k in ("source", "target")}
+
+
+def _trainer(model_dir, config, steps_per_epoch=2, **options):
+    batch = config["train_params"]["batch_size"]
+    data = _frames(batch * steps_per_epoch)
+
+    def dataset_fn(context, epoch):
+        return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
+
+    options.setdefault("progress", False)
+    options.setdefault("image_every", 0)
+    return trainer_lib.Trainer(
+        config,
+        trainer_lib.TrainOptions(model_dir=str(model_dir), **options),
+        dataset_fn=dataset_fn,
+        steps_per_epoch=steps_per_epoch,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished 2-step run of the tiny model (K = 4), checkpoints at steps 1 and 2."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    _trainer(run, _config(), checkpoint_every=1).train()
+    return run
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    """A copy of the trained run that a test may damage."""
+    shutil.copytree(trained, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _snapshot(folder):
+    """Every file under `folder` with its bytes: what a refused command must leave alone."""
+    out = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = f.read()
+    return out
+
+
+def _assert_refused(result, command, *culprits):
+    """Exit status 2 and exactly one line on stderr, `<command>: error: ...`, naming `culprits`."""
+    lines = [line for line in result.stderr.splitlines() if f"{command}: error:" in line]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1, result.stderr[-3000:]
+    for culprit in culprits:
+        assert culprit in lines[0], (culprit, lines[0])
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- wrong outcomes
+
+
+@pytest.mark.parametrize("name", ["my data #1", "a: b", "[x]"])
+def test_data_dir_is_a_path_never_yaml(name):
+    config = trainer_lib.resolve_config("tiny", ["train_params.batch_size=2"], name, None)
+    assert config["dataset_params"]["root_dir"] == name
+    assert config["train_params"]["batch_size"] == 2
+
+
+def test_a_run_with_another_config_is_refused_before_anything_is_written(run):
+    before = _snapshot(run)
+    other = _config("model_params.common_params.num_segments=6", "train_params.lr_segmentation=1.0e-3")
+    with pytest.raises(trainer_lib.RunMismatchError) as raised:
+        _trainer(run, other).train()
+    message = str(raised.value)
+    assert "model_params.common_params.num_segments: 4 -> 6" in message
+    assert "train_params.lr_segmentation: 0.0002 -> 0.001" in message
+    assert _snapshot(run) == before
+    # What may change on a resume (a longer run, moved data) is not a difference.
+    trainer_lib.check_run_dir(
+        str(run), _config("train_params.num_epochs=2", "dataset_params.root_dir=/moved")
+    )
+
+
+def test_a_checkpoint_of_another_model_is_not_taken_for_a_damaged_one(run, tmp_path):
+    (run / "config.yaml").unlink()  # a run from before config.yaml was written
+    other = _trainer(run, _config("model_params.common_params.num_segments=6"))
+    with pytest.raises(trainer_lib.RunMismatchError, match=r"ckpt-2 holds a different model \(its "):
+        other.restore_or_initialise()
+    # and as initial weights
+    fresh = _trainer(tmp_path / "fresh", _config("model_params.common_params.num_segments=6"))
+    with pytest.raises(trainer_lib.RunMismatchError, match="--init_weights .* holds a different model"):
+        trainer_lib.load_initial_weights(fresh.model, str(run / "checkpoints" / "ckpt-2"))
+    with pytest.raises(trainer_lib.RunMismatchError, match="--init_weights .*final holds a different model"):
+        trainer_lib.load_initial_weights(fresh.model, str(run / "final"))
+
+
+def test_coseg_train_on_a_run_with_another_k_stops_and_names_the_key(run, tmp_path):
+    before = _snapshot(run)
+    result = run_module(
+        "coseg_tf.train",
+        [
+            "--config=tiny",
+            f"--data_dir={tmp_path / 'no data'}",
+            f"--model_dir={run}",
+            f"--set=dataset_params.frame_shape=[{SIZE},{SIZE},3]",
+            "--set=train_params.batch_size=2",
+            "--set=model_params.common_params.num_segments=6",
+        ],
+    )
+    _assert_refused(result, "coseg-train", str(run), "model_params.common_params.num_segments: 4 -> 6")
+    assert _snapshot(run) == before
