@@ -11,7 +11,9 @@ score on the held-out test identities):
 - the non-learned floor: k-means on colour and position (`coseg_tf.baselines`), K = 10, at
   two fixed position weights (1.0: compact regions; 0.25: colour first). Not tuned.
 
-Writes `benchmarks/results/quality.{md,json,png}`. Each run keeps its model and
+Writes `benchmarks/results/quality.{md,json,png}`; `--family=heads` (with its own
+`--workdir`, and `--config=synthetic-heads`, the same recipe) does the same on the talking
+heads and writes `quality-heads.*`. Each run keeps its model and
 `metrics.json` under `--workdir/<run>/`, and a run whose metrics exist is not redone, so the
 benchmark can be run in pieces (`--runs=...`); the report covers every run found. Each learned
 run records its `--config`, `--set`, `--seed` and `--steps`; a run found with other values
@@ -42,6 +44,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import config as config_lib
+from coseg_tf.data.synthetic import FAMILIES
 
 FLAGS = flags.FLAGS
 VARIANT_RUNS = ["naive", "shift_only", "affine_only", "v_backprop", "full"]
@@ -76,6 +79,13 @@ flags.DEFINE_enum(
     list(config_lib.PRECISIONS),
     "Training precision of every run; auto (as the main job): mixed_bfloat16 on CPUs with native bf16.",
 )
+flags.DEFINE_enum(
+    "family",
+    "puppets",
+    list(FAMILIES),
+    "Synthetic family (coseg-synth --family); another family than puppets writes quality-<family>.* "
+    "and needs its own --workdir.",
+)
 flags.DEFINE_integer("num_videos", 120, "Synthetic videos (a seeded 20% of identities held out).")
 flags.DEFINE_integer("num_frames", 48, "Frames per synthetic video.")
 flags.DEFINE_integer("data_seed", 0, "Seed of the synthetic data.")
@@ -101,11 +111,24 @@ def run_settings(name: str) -> dict[str, Any]:
     return {"variant": variant, "num_segments": int(k), "seed": FLAGS.seed}
 
 
+def report_name() -> str:
+    """`quality` for the puppets, `quality-<family>` for another family: one report per family."""
+    return "quality" if FLAGS.family == "puppets" else f"quality-{FLAGS.family}"
+
+
 def make_data(root: str) -> str:
     """The synthetic set as PNG strips (lossless); returns the data root (with ground_truth/)."""
     from coseg_tf.data.synthetic import generate_synthetic_dataset
 
-    if not os.path.exists(os.path.join(root, "ground_truth", "info.json")):
+    info_path = os.path.join(root, "ground_truth", "info.json")
+    if os.path.exists(info_path):
+        with open(info_path) as f:
+            found = json.load(f).get("family", "puppets")  # an info.json without it is a puppet set
+        if found != FLAGS.family:
+            raise app.UsageError(
+                f"{root} holds the {found} set, not --family={FLAGS.family}: give another --workdir"
+            )
+    else:
         generate_synthetic_dataset(
             root,
             num_videos=FLAGS.num_videos,
@@ -113,6 +136,7 @@ def make_data(root: str) -> str:
             size=64,
             seed=FLAGS.data_seed,
             formats=("png",),
+            family=FLAGS.family,
         )
     return root
 
@@ -461,9 +485,10 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
     from coseg_tf.trainer import resolve_precision
 
     os.makedirs(FLAGS.results_dir, exist_ok=True)
-    md_path = os.path.join(FLAGS.results_dir, "quality.md")
-    json_path = os.path.join(FLAGS.results_dir, "quality.json")
-    png_path = write_picture(reports, os.path.join(FLAGS.results_dir, "quality.png"))
+    name = report_name()
+    md_path = os.path.join(FLAGS.results_dir, f"{name}.md")
+    json_path = os.path.join(FLAGS.results_dir, f"{name}.json")
+    png_path = write_picture(reports, os.path.join(FLAGS.results_dir, f"{name}.png"))
     with open(os.path.join(data_root, "ground_truth", "info.json")) as f:
         info = json.load(f)
     any_report = next(iter(reports.values()), None)
@@ -479,12 +504,12 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
             f"steps before: {earlier}), so the total budget is those plus this table's."
         ]
     lines = [
-        "# Quality benchmark: Table 1(b) and 1(c) on the synthetic puppets",
+        f"# Quality benchmark: Table 1(b) and 1(c) on the synthetic {FLAGS.family}",
         "",
         "Produced by `python benchmarks/quality.py` "
         f"(runs present: {', '.join(r for r in ALL_RUNS if r in reports)}).",
         "",
-        f"- Data: {info['num_videos']} puppet videos of {info['num_frames']} frames, "
+        f"- Data: {info['num_videos']} {FLAGS.family} videos of {info['num_frames']} frames, "
         f"{info['size']}x{info['size']}, "
         f"data seed {info['seed']}; identities split 80/20 by the generator.",
         f"- Evaluation: {FLAGS.frames_per_video} evenly spaced frames per video; regression fitted on "
@@ -535,7 +560,7 @@ def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
         lines += [
             "## Picture",
             "",
-            "![parts](quality.png)",
+            f"![parts]({name}.png)",
             "",
             "Rows: test frames, ground truth, then each run.",
             "",

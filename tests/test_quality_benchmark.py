@@ -184,3 +184,16 @@ def test_init_from_is_checked_before_any_training(tmp_path):
     (start / "full" / "model" / "final" / "segmenter.weights.h5").write_bytes(b"")
     (start / "full" / "metrics.json").write_text(json.dumps(planted))
     assert "trained with seed 3, not this table's 0" in refused(tmp_path / "e")
+
+
+def test_heads_family_writes_its_own_report_and_its_workdir_is_not_mixed(tmp_path):
+    done = run_quality(tmp_path, "--family=heads", "--config=synthetic-heads")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "results" / "quality.md").exists()
+    report = (tmp_path / "results" / "quality-heads.md").read_text()
+    assert "on the synthetic heads" in report and "10 heads videos" in report
+    assert read_metrics(tmp_path)["parts"]["ground_truth_part_names"][1] == "hair"
+    # The puppets' table on the heads' workdir is refused before any work.
+    done = run_quality(tmp_path)
+    assert done.returncode != 0
+    assert "holds the heads set, not --family=puppets" in done.stderr
