@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import zipfile
 from collections.abc import Sequence
@@ -29,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from coseg_tf import graphs
+from coseg_tf import graphs, model_files
 from coseg_tf.data import video_io
 from coseg_tf.errors import CosegError
-from coseg_tf.model_files import LoadedModel, ModelLoadError, load_model, run_dir_keras
+from coseg_tf.model_files import LoadedModel, ModelLoadError, load_model
 
 CROPS = ("none", "center")
 # The signature names of the TFLite models that coseg-export writes.
@@ -367,32 +366,26 @@ def stored_num_segments(path: str) -> int | None:
     the loaders' own messages name a layer shape rather than the two numbers.
     """
     try:
-        if video_io.isdir(path) and (keras_path := run_dir_keras(path, segmenter_alone=True)):
-            return stored_num_segments(keras_path)
-        if path.endswith(".keras"):
-            with zipfile.ZipFile(path) as archive:
-                found = _find_key(json.loads(archive.read("config.json")), "num_segments")
-            return None if found is None else int(found)
-        if path.endswith((".pth.tar", ".pth", ".tar", ".npz")):
+        found = model_files.resolve_model_path(path, segmenter_alone=True)
+        if found.kind == "keras":
+            with zipfile.ZipFile(found.path) as archive:
+                num_segments = _find_key(json.loads(archive.read("config.json")), "num_segments")
+            return None if num_segments is None else int(num_segments)
+        if found.kind == "original":
             from coseg_tf import weights
 
-            seg_state, _, _ = weights.split_checkpoint(weights.read_original_checkpoint(path), path)
+            state = weights.read_original_checkpoint(found.path)
+            seg_state, _, _ = weights.split_checkpoint(state, found.path)
             for key in ("segmentation.bias", "semantic_seg.bias"):
                 if key in seg_state:
                     return int(np.asarray(seg_state[key]).shape[0]) - 1
             return None
-        import tensorflow as tf
+        if found.kind == "checkpoint":
+            import tensorflow as tf
 
-        prefix = path
-        if video_io.isdir(path):
-            prefix = tf.train.latest_checkpoint(path) or tf.train.latest_checkpoint(
-                os.path.join(path, "checkpoints")
-            )
-        if not prefix:
-            return None
-        for key, shape in tf.train.list_variables(prefix):
-            if re.search(r"segmentation_module\.Sshift\.Sbias|segmenter/shift/bias", key):
-                return int(shape[0])
+            for key, shape in tf.train.list_variables(found.path):
+                if re.search(r"segmentation_module\.Sshift\.Sbias|segmenter/shift/bias", key):
+                    return int(shape[0])
     except Exception:  # noqa: BLE001 - only a diagnosis; the loader's own error is raised anyway
         return None
     return None
@@ -420,45 +413,35 @@ def load_keras_model(path: str, config_path: str | None = None) -> LoadedModel:
         raise
 
 
-def _saved_model_version(path: str) -> str | None:
-    """`path` if it is a SavedModel, or the newest numbered version folder under it."""
-    if video_io.exists(video_io.join(path, "saved_model.pb")):
-        return path
-    if not video_io.isdir(path):
-        return None
-    versions = [n.rstrip("/") for n in video_io.listdir(path) if re.fullmatch(r"\d+/?", n)]
-    for version in sorted(versions, key=int, reverse=True):
-        candidate = video_io.join(path, version)
-        if video_io.exists(video_io.join(candidate, "saved_model.pb")):
-            return candidate
-    return None
-
-
 def load_segmenter(path: str, config: str | None = None) -> Segmenter:
     """A segmenter from any model file we write or read (see the module docstring).
 
-    `config` (a YAML path) is needed for tf.train checkpoints and original `.pth.tar` files,
-    found beside the trainer's run otherwise; for a SavedModel or TFLite file it is optional
-    and only checked against the model (its K) and used for the frame size when unknown. A
-    run dir means its `final/model.keras` (or `model.keras`), else `final/segmenter.keras`
-    (a segmenter alone), else its latest checkpoint.
-    """
-    path = path.rstrip("/") or path
-    if not video_io.exists(path) and not video_io.exists(path + ".index"):
-        raise ModelLoadError(f"model path not found: {path}")
-    config_dict = None
-    if config is not None and (path.endswith(".tflite") or _saved_model_version(path)):
-        from coseg_tf import config as config_lib
+    Args:
+        path: what `model_files.resolve_model_path` reads; a run folder means its
+            `final/model.keras` (or `model.keras`), else `final/segmenter.keras` (a segmenter
+            alone), else its latest checkpoint.
+        config: a YAML path. Needed for tf.train checkpoints and original `.pth.tar` files
+            (found beside the trainer's run otherwise); for a SavedModel or TFLite file it is
+            optional, checked against the model (its K) and used for the frame size when unknown.
 
-        config_dict = config_lib.load_config(config)
-    if path.endswith(".tflite"):
-        return TFLiteSegmenter(path, config_dict)
-    saved = _saved_model_version(path)
-    if saved is not None:
-        return SavedModelSegmenter(saved, config_dict)
-    if video_io.isdir(path):
-        path = run_dir_keras(path, segmenter_alone=True) or path
-    return KerasSegmenter(load_keras_model(path, config))
+    Returns:
+        A `KerasSegmenter`, `SavedModelSegmenter` or `TFLiteSegmenter`.
+
+    Raises:
+        ModelLoadError: no model at `path`, or one that does not load (`ModelMismatchError`
+            when it and the config disagree on K).
+    """
+    found = model_files.resolve_model_path(path, segmenter_alone=True)
+    if found.kind in ("tflite", "saved_model"):
+        config_dict = None
+        if config is not None:
+            from coseg_tf import config as config_lib
+
+            config_dict = config_lib.load_config(config)
+        if found.kind == "tflite":
+            return TFLiteSegmenter(found.path, config_dict)
+        return SavedModelSegmenter(found.path, config_dict)
+    return KerasSegmenter(load_keras_model(found.path, config))
 
 
 # ----------------------------------------------------------------------------- part swap

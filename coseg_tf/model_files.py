@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tempfile
 import zipfile
 from typing import Any
@@ -33,6 +34,8 @@ from coseg_tf.model import CosegModel, build_modules
 from coseg_tf.segmenter import SegmentationModule
 
 ORIGINAL_SUFFIXES = (".pth.tar", ".pth", ".tar", ".npz")
+# What a model path can point to (`resolve_model_path`).
+KINDS = ("keras", "checkpoint", "original", "saved_model", "tflite")
 
 
 class ModelLoadError(CosegError):
@@ -149,8 +152,15 @@ def _load_keras(path: str, config_path: str | None) -> LoadedModel:
     return LoadedModel(config, segmenter, generator, f"keras:{path}")
 
 
-def _checkpoint_prefix(path: str) -> str | None:
-    """A checkpoint prefix, or the latest checkpoint of a folder or of its `checkpoints/`."""
+def checkpoint_prefix(path: str) -> str | None:
+    """A checkpoint prefix as given, or the latest checkpoint of a folder or of its `checkpoints/`.
+
+    Args:
+        path: a tf.train checkpoint prefix, or a folder.
+
+    Returns:
+        The prefix, or None for a folder without a checkpoint.
+    """
     if not tf.io.gfile.isdir(path):
         return path
     for folder in (path, os.path.join(path, "checkpoints")):
@@ -194,10 +204,7 @@ def _restore_by_path(prefix: str, segmenter: keras.Model, generator: keras.Model
     return None
 
 
-def _load_checkpoint(path: str, config_path: str | None) -> LoadedModel:
-    prefix = _checkpoint_prefix(path)
-    if prefix is None:
-        raise ModelLoadError(f"no tf.train checkpoint in {path} (nor in {path}/checkpoints)")
+def _load_checkpoint(path: str, prefix: str, config_path: str | None) -> LoadedModel:
     config = _read_config(path, config_path, required=True)
     segmenter, generator = build_modules(config)
     keys = {name for name, _ in tf.train.list_variables(prefix)}
@@ -233,8 +240,17 @@ def _load_original(path: str, config_path: str | None) -> LoadedModel:
 
 
 def run_dir_keras(path: str, *, segmenter_alone: bool = False) -> str | None:
-    """The `.keras` file that stands for a trainer run folder: its final model, else (with
-    `segmenter_alone`, for inference) a segmenter saved on its own; None for neither."""
+    """The `.keras` file that stands for a trainer run folder.
+
+    Args:
+        path: a folder.
+        segmenter_alone: whether a segmenter saved on its own (`final/segmenter.keras`) may
+            stand for the run when it has no final model (inference needs no generator).
+
+    Returns:
+        `final/model.keras` or `model.keras` under `path`, else the segmenter alone if
+        allowed, else None.
+    """
     alone = ("final/segmenter.keras",) if segmenter_alone else ()
     for candidate in ("final/model.keras", "model.keras", *alone):
         if tf.io.gfile.exists(os.path.join(path, candidate)):
@@ -242,14 +258,90 @@ def run_dir_keras(path: str, *, segmenter_alone: bool = False) -> str | None:
     return None
 
 
+def saved_model_version(path: str) -> str | None:
+    """`path` if it is a SavedModel, or the newest numbered version folder under it (TF Serving's
+    layout, as coseg-export writes it); None for neither."""
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    if not tf.io.gfile.isdir(path):
+        return None
+    versions = [n.rstrip("/") for n in tf.io.gfile.listdir(path) if re.fullmatch(r"\d+/?", n)]
+    for version in sorted(versions, key=int, reverse=True):
+        candidate = os.path.join(path, version)
+        if tf.io.gfile.exists(os.path.join(candidate, "saved_model.pb")):
+            return candidate
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFile:
+    """What a model path points to: `kind` (one of `KINDS`) and the `path` to read it from
+    (the file, the SavedModel version folder or the checkpoint prefix)."""
+
+    kind: str
+    path: str
+
+
+def resolve_model_path(path: str, *, segmenter_alone: bool = False) -> ModelFile:
+    """What a model path points to: the one place that decides it, for every reader.
+
+    Args:
+        path: a `.tflite` file; a SavedModel, or a folder of numbered SavedModel versions
+            (the newest is taken); a trainer run folder (its final `.keras` model, see
+            `run_dir_keras`, else its latest checkpoint, `checkpoints/` included); a `.keras`
+            file; an original `.pth.tar`/`.pth`/`.tar`/`.npz`; a tf.train checkpoint prefix.
+        segmenter_alone: whether a segmenter saved on its own stands for a run folder.
+
+    Returns:
+        The kind of model file and where to read it.
+
+    Raises:
+        ModelLoadError: nothing is at `path`, or a folder holds no model.
+    """
+    path = path.rstrip("/") or path
+    if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + ".index"):
+        raise ModelLoadError(f"model path not found: {path}")
+    if path.endswith(".tflite"):
+        return ModelFile("tflite", path)
+    saved = saved_model_version(path)
+    if saved is not None:
+        return ModelFile("saved_model", saved)
+    if tf.io.gfile.isdir(path) and (keras_path := run_dir_keras(path, segmenter_alone=segmenter_alone)):
+        return ModelFile("keras", keras_path)
+    if path.endswith(".keras"):
+        return ModelFile("keras", path)
+    if path.endswith(ORIGINAL_SUFFIXES):
+        return ModelFile("original", path)
+    prefix = checkpoint_prefix(path)
+    if prefix is None:
+        raise ModelLoadError(f"no model in {path}: no .keras file, SavedModel or tf.train checkpoint")
+    return ModelFile("checkpoint", prefix)
+
+
 def load_model(model_path: str, config_path: str | None = None) -> LoadedModel:
-    """Reads the segmenter (and the generator when the file has one) to export."""
-    if not tf.io.gfile.exists(model_path) and not tf.io.gfile.glob(model_path + ".index"):
-        raise ModelLoadError(f"model path not found: {model_path}")
-    if tf.io.gfile.isdir(model_path) and (keras_path := run_dir_keras(model_path)):
-        return _load_keras(keras_path, config_path)  # else the run's latest checkpoint
-    if model_path.endswith(".keras"):
-        return _load_keras(model_path, config_path)
-    if model_path.endswith(ORIGINAL_SUFFIXES):
-        return _load_original(model_path, config_path)
-    return _load_checkpoint(model_path, config_path)
+    """Reads the segmenter, and the generator when the file has one, into Keras modules.
+
+    Args:
+        model_path: a run folder, `.keras` file, checkpoint or original weights (see
+            `resolve_model_path`; SavedModels and TFLite files hold no Keras modules).
+        config_path: the run's config; by default the trainer's `config.yaml` beside the model
+            or one folder up. Checkpoints and original weights need one.
+
+    Returns:
+        The config, the modules and where they came from.
+
+    Raises:
+        ModelLoadError: the path, its config or its weights do not make the model.
+    """
+    found = resolve_model_path(model_path)
+    if found.kind == "keras":
+        return _load_keras(found.path, config_path)
+    if found.kind == "original":
+        return _load_original(found.path, config_path)
+    if found.kind == "checkpoint":
+        return _load_checkpoint(model_path, found.path, config_path)
+    what = "a SavedModel" if found.kind == "saved_model" else "a TFLite model"
+    raise ModelLoadError(
+        f"{found.path} is {what}, which holds no Keras modules; pass the run folder, its .keras "
+        "file or a checkpoint"
+    )
