@@ -30,7 +30,7 @@ install: $(STAMP)
 
 # The main job: synthetic data, training, held-out evaluation and a picture (README, "Quick start: the main job").
 demo: $(STAMP)
-	$(PY) -m coseg_tf.demo --workdir runs/demo
+	$(PY) -m coseg_tf.demo --output_dir runs/demo
 
 # The fast suite (what CI runs).
 test: $(STAMP)

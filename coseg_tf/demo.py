@@ -1,15 +1,15 @@
 """The main job (`make demo`): synthetic puppets -> training -> held-out foreground IoU -> picture.
 
-  python -m coseg_tf.demo --workdir runs/demo
+  python -m coseg_tf.demo --output_dir runs/demo
 
-1. writes the synthetic puppet videos with their ground truth (`<workdir>/data`),
-2. trains `configs/synthetic.yaml` on the training videos (`<workdir>/model`; re-running
+1. writes the synthetic puppet videos with their ground truth (`<output_dir>/data`),
+2. trains `configs/synthetic.yaml` on the training videos (`<output_dir>/model`; re-running
    resumes, a finished run is not retrained),
 3. segments every frame of the held-out (test) videos and reports the foreground IoU
    (paper Sec. 4.1: O = sum of the K part channels > 0.5 against the ground-truth mask),
 4. draws held-out frames with the predicted parts beside the ground-truth parts
-   (`<workdir>/heldout_parts.png`) and writes `<workdir>/results.json`,
-5. exports the trained model with `coseg-export` (`<workdir>/export`: a TF Serving
+   (`<output_dir>/heldout_parts.png`) and writes `<output_dir>/results.json`,
+5. exports the trained model with `coseg-export` (`<output_dir>/export`: a TF Serving
    SavedModel and float32 TFLite models at the frame size, checked against Keras).
 """
 
@@ -32,7 +32,10 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     """The command's flags, defined when it runs (importing the module defines none)."""
-    flags.DEFINE_string("workdir", "runs/demo", "Where the data, the model, the picture and results.json go.")
+    flags.DEFINE_string(
+        "output_dir", "runs/demo", "Where the data, the model, the picture and results.json go."
+    )
+    cli.deprecated_alias("workdir", "output_dir")
     flags.DEFINE_string("config", "synthetic", "Config name or path (train on the synthetic set).")
     flags.DEFINE_integer("num_videos", 120, "Synthetic videos to generate (20% of identities held out).")
     flags.DEFINE_integer("num_frames", 48, "Frames per synthetic video.")
@@ -45,12 +48,14 @@ def _define_flags() -> None:
         "auto: mixed_bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), else off.",
     )
     flags.DEFINE_multi_string("set", [], "Config overrides section.key=value, repeatable.")
-    flags.DEFINE_integer("steps", None, "Cap on training steps (default: the config's epochs).")
+    flags.DEFINE_integer(
+        "steps", None, "Training budget in steps (default: the config's epochs).", lower_bound=1
+    )
     flags.DEFINE_integer("num_pictures", 8, "Held-out frames in the picture.")
     flags.DEFINE_bool(
         "export",
         True,
-        "Export the trained model with coseg-export to <workdir>/export (SavedModel, float32 "
+        "Export the trained model with coseg-export to <output_dir>/export (SavedModel, float32 "
         "TFLite at the frame size, agreement checks).",
     )
 
@@ -144,7 +149,7 @@ def export_model(model_dir: str, output_dir: str, frame_size: int) -> bool:
         f"--output_dir={output_dir}",
         "--version=1",
         "--overwrite",
-        f"--tflite_size={frame_size}",
+        f"--tflite_size={frame_size[0]}x{frame_size[1]}",
         "--tflite_variants=float32",
         "--part_swap_variants=float32",
     ]
@@ -160,7 +165,8 @@ def _run(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     started = time.time()
-    workdir = os.path.abspath(FLAGS.workdir)
+    cli.check_output_dir(FLAGS.output_dir, "--output_dir")
+    workdir = os.path.abspath(FLAGS.output_dir)
     os.makedirs(workdir, exist_ok=True)
     data_root = os.path.join(workdir, "data")
     root_dir = generate_data(data_root, FLAGS.num_videos, FLAGS.num_frames, FLAGS.data_seed)
@@ -193,7 +199,7 @@ def _run(argv: list[str]) -> int:
     export_dir = os.path.join(workdir, "export")
     export_started = time.time()
     exported = FLAGS.export and export_model(
-        options.model_dir, export_dir, config["dataset_params"]["frame_shape"][0]
+        options.model_dir, export_dir, tuple(config["dataset_params"]["frame_shape"][:2])
     )
     export_seconds = time.time() - export_started
     results = {

@@ -40,7 +40,10 @@ def _define_flags() -> None:
         "Config YAML path or packaged config name (e.g. vox-256-sem-10segments); "
         "default: the trainer's <model_dir>/config.yaml next to the model.",
     )
-    flags.DEFINE_multi_string("config_override", [], "section.key=value config overrides (repeatable).")
+    flags.DEFINE_multi_string(
+        "set", [], "Config override section.key=value (YAML value), repeatable, e.g. --set a.b=1."
+    )
+    cli.deprecated_alias("config_override", "set")
     flags.DEFINE_string("output_dir", None, "Base folder of the export.")
     flags.DEFINE_string(
         "model_name",
@@ -137,13 +140,11 @@ def _export(argv: list[str]) -> int:
     del argv
     from coseg_tf import config as config_lib
     from coseg_tf import model_files
-    from coseg_tf.data import video_io
     from coseg_tf.export import samples, saved_model, tflite, verify
 
     if not FLAGS.model or not FLAGS.output_dir:
         raise app.UsageError("--model and --output_dir are required")
-    if video_io.exists(FLAGS.output_dir) and not video_io.isdir(FLAGS.output_dir):
-        raise FileExistsError(f"--output_dir {FLAGS.output_dir} exists and is not a directory")
+    cli.check_output_dir(FLAGS.output_dir, "--output_dir")
     _check_choices(FLAGS.formats, ("saved_model", "tflite"), "formats")
     _check_choices(FLAGS.tflite_variants, tflite.SEGMENTER_VARIANTS, "tflite_variants")
     _check_choices(FLAGS.part_swap_variants, tflite.PART_SWAP_VARIANTS, "part_swap_variants")
@@ -158,8 +159,8 @@ def _export(argv: list[str]) -> int:
     )
 
     model = model_files.load_model(FLAGS.model, _resolve_config(FLAGS.config))
-    if FLAGS.config_override:
-        model.config = config_lib.build_config(model.config, FLAGS.config_override)
+    if FLAGS.set:
+        model.config = config_lib.build_config(model.config, FLAGS.set)
     part_swap = FLAGS.part_swap and model.generator is not None
     if FLAGS.part_swap and model.generator is None:
         logging.warning("%s has no generator: part swap is not exported", model.source)
@@ -276,32 +277,15 @@ def _write(path: str, content: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _run(argv: list[str]) -> None:
-    from coseg_tf.config import ConfigError
-    from coseg_tf.export.samples import NoSamplesError
+def _run(argv: list[str]) -> int:
     from coseg_tf.export.tflite import ConversionError
-    from coseg_tf.model_files import ModelLoadError
-    from coseg_tf.weights import WeightImportError
 
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TF's savers log every file at INFO
     try:
-        status = _export(argv)
-    except app.UsageError as e:
-        print(f"coseg-export: {e} (see --helpfull)", file=sys.stderr)
-        status = cli.BAD_INPUT
-    except (
-        ModelLoadError,
-        NoSamplesError,
-        ConfigError,
-        WeightImportError,
-        FileExistsError,
-        FileNotFoundError,
-    ) as e:
-        status = cli.report_error("coseg-export", e)
-    except ConversionError as e:
-        status = cli.report_error("coseg-export", e, cli.CHECK_FAILED)
-    sys.exit(status)
+        return _export(argv)
+    except ConversionError as e:  # the model is fine; the converter could not take it
+        return cli.report_error("coseg-export", e, cli.CHECK_FAILED)
 
 
 def main() -> None:

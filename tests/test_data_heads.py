@@ -186,7 +186,7 @@ def test_synth_command_writes_heads(tmp_path):
     result = run_module(
         "coseg_tf.data.make_synthetic",
         [
-            f"--out_dir={out}",
+            f"--output_dir={out}",
             "--family=heads",
             "--num_videos=3",
             "--num_frames=4",

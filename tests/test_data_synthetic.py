@@ -246,7 +246,7 @@ def test_synth_command(tmp_path):
     result = run_module(
         "coseg_tf.data.make_synthetic",
         [
-            f"--out_dir={out}",
+            f"--output_dir={out}",
             "--num_videos=3",
             "--num_frames=4",
             "--size=32",

@@ -188,7 +188,7 @@ def test_prepare_command(source, tmp_path):
         [
             f"--root_dir={source}",
             "--frame_shape=32,32",
-            f"--out_dir={out}",
+            f"--output_dir={out}",
         ],
     )
     assert result.returncode == 0, result.stderr

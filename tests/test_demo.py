@@ -8,7 +8,7 @@ from coseg_tf.testing import run_module
 
 def test_demo_trains_evaluates_draws_and_exports(tmp_path):
     workdir = tmp_path / "demo"
-    args = ["--workdir", str(workdir), "--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
+    args = ["--output_dir", str(workdir), "--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
     done = run_module("coseg_tf.demo", [*args, "--steps", "2", "--mixed_precision", "off"], timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "held-out foreground IoU:" in done.stdout and "export:" in done.stdout
@@ -24,7 +24,7 @@ def test_demo_trains_evaluates_draws_and_exports(tmp_path):
 
 def test_demo_export_failure_keeps_the_results_and_exits_1(tmp_path):
     workdir = tmp_path / "demo"
-    args = ["--workdir", str(workdir), "--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
+    args = ["--output_dir", str(workdir), "--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
     args += ["--steps", "2", "--mixed_precision", "off"]
     workdir.mkdir()
     (workdir / "export").write_text("a file where the export folder goes")

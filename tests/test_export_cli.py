@@ -95,7 +95,7 @@ def test_input_errors_exit_2(exported, tmp_path):
     a_file.write_text("")
     result = testing.run_export(["--model", exported["run"]["keras_path"], "--output_dir", str(a_file)])
     assert result.returncode == 2
-    assert f"--output_dir {a_file} exists and is not a directory" in result.stderr
+    assert f"coseg-export: error: --output_dir={a_file} is a file, not a directory" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -1,6 +1,6 @@
 """`coseg-synth`: writes the synthetic puppet dataset (videos + ground truth).
 
-    coseg-synth --out_dir=data/puppets --num_videos=200 --num_frames=32 --size=64 --formats=mp4,png
+    coseg-synth --output_dir=data/puppets --num_videos=200 --num_frames=32 --size=64 --formats=mp4,png
 
 then train with `dataset_params.root_dir=data/puppets/png` (or `.../mp4`).
 """
@@ -19,7 +19,8 @@ FLAGS = flags.FLAGS
 def _define_flags() -> None:
     # Defined when run as a command only, so importing this module never clashes with the
     # flags of other commands imported into the same process (e.g. by tests).
-    flags.DEFINE_string("out_dir", None, "Output root (local or tf.io.gfile path).", required=True)
+    flags.DEFINE_string("output_dir", None, "Output root (local or tf.io.gfile path).", required=True)
+    cli.deprecated_alias("out_dir", "output_dir")
     flags.DEFINE_integer("num_videos", 200, "Number of videos (clips) over both splits.")
     flags.DEFINE_integer("num_frames", 32, "Frames per video.")
     flags.DEFINE_integer("size", 64, "Frame height and width in pixels (even for mp4/mov/avi).")
@@ -42,7 +43,7 @@ def _run(argv: list[str]) -> None:
 
     start = time.time()
     roots = generate_synthetic_dataset(
-        FLAGS.out_dir,
+        FLAGS.output_dir,
         num_videos=FLAGS.num_videos,
         num_frames=FLAGS.num_frames,
         size=FLAGS.size,

@@ -1,11 +1,11 @@
 """`coseg-prepare`: converts a video dataset to sharded TFRecords for the fastest input pipeline.
 
-    coseg-prepare --config=configs/taichi-256-sem.yaml --out_dir=gs://bucket/taichi-tfr
-    coseg-prepare --root_dir=data/puppets/png --frame_shape=64,64 --out_dir=data/puppets-tfr
+    coseg-prepare --config=configs/taichi-256-sem.yaml --output_dir=gs://bucket/taichi-tfr
+    coseg-prepare --root_dir=data/puppets/png --frame_shape=64,64 --output_dir=data/puppets-tfr
 
 The source can be any layout the pipeline reads; frames are resized to the frame shape and
 stored as PNG (lossless, default) or JPEG. Afterwards point `dataset_params.root_dir` at
-`out_dir`: the pipeline recognises the manifest and reads the records.
+`output_dir`: the pipeline recognises the manifest and reads the records.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("root_dir", None, "Source dataset root (overrides the config's root_dir).")
     flags.DEFINE_list("frame_shape", None, "Frame height,width (overrides the config's frame_shape).")
     flags.DEFINE_bool("id_sampling", None, "Split by identity when the source has no train/test folders.")
-    flags.DEFINE_string("out_dir", None, "Output folder (local or tf.io.gfile path).", required=True)
+    flags.DEFINE_string("output_dir", None, "Output folder (local or tf.io.gfile path).", required=True)
+    cli.deprecated_alias("out_dir", "output_dir")
     flags.DEFINE_list("splits", ["train", "test"], "Splits to convert.")
     flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Frame encoding.")
     flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality (with --image_format=jpeg).")
@@ -63,7 +64,7 @@ def _run(argv: list[str]) -> None:
     start = time.time()
     manifest = convert_to_tfrecords(
         params,
-        FLAGS.out_dir,
+        FLAGS.output_dir,
         splits=FLAGS.splits,
         image_format=FLAGS.image_format,
         jpeg_quality=FLAGS.jpeg_quality,
@@ -76,7 +77,7 @@ def _run(argv: list[str]) -> None:
         print(f"{split}: {len(info['videos'])} videos in {len(info['shards'])} shard(s)")
     print(f"skipped: {stats.num_skipped}")
     logging.info("converted in %.1f s", time.time() - start)
-    print(f"dataset_params.root_dir={FLAGS.out_dir}")
+    print(f"dataset_params.root_dir={FLAGS.output_dir}")
 
 
 def main() -> None:
