@@ -452,7 +452,7 @@ def test_command_names_the_bad_input_without_a_traceback(synthetic_root, tmp_pat
     cases = {
         "model path not found: /no/model": [good[1], good[2], "--model=/no/model"],
         "/no/data is not a synthetic set": [good[0], good[2], "--data_dir=/no/data"],
-        f"File exists: '{a_file}'": [good[0], good[1], f"--output_dir={a_file}"],
+        f"--output_dir={a_file} is a file, not a directory": [good[0], good[1], f"--output_dir={a_file}"],
     }
     for message, argv in cases.items():
         result = _cli(argv)
