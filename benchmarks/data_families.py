@@ -16,7 +16,8 @@ true foreground), the pooled foreground NMI and ARI, landmark MAE (sum at 256) a
 `--model=<family>=<run dir or model file>` adds a trained model's row to that family
 (e.g. the main job's run on each family); nothing is trained here.
 
-Writes `benchmarks/results/data_families.json` and prints the table. Takes a few minutes
+Writes `benchmarks/results/data_families.{json,png}` (the picture: test frames of each family
+over their ground-truth part labels) and prints the table. Takes a few minutes
 (the k-means floors segment every train and test frame):
 
     python benchmarks/data_families.py
@@ -158,6 +159,28 @@ def score_family(family: str, models: list[str]) -> dict[str, Any]:
     }
 
 
+def write_picture(families: list[str], path: str, count: int = 8) -> str:
+    """Per family, `count` test frames spread over the split, and their part labels below."""
+    import cv2
+    import numpy as np
+
+    from coseg_tf import evaluate as evaluate_lib
+    from coseg_tf.visualize import color_labels
+
+    rows = []
+    for family in families:
+        test = evaluate_lib.load_splits("synthetic", os.path.join(FLAGS.workdir, family), frames_per_video=2)[
+            "test"
+        ]
+        batch = test.load(np.round(np.linspace(0, len(test) - 1, count)).astype(int).tolist())
+        rows.append(np.concatenate(list(batch.images), 1))
+        rows.append(np.concatenate([color_labels(lab, len(test.part_names) - 1) for lab in batch.labels], 1))
+    picture = np.concatenate(rows, 0)
+    picture = cv2.resize(picture, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(path, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    return path
+
+
 def table(families: dict[str, Any]) -> list[str]:
     """Markdown: one row per (family, predictor)."""
     lines = [
@@ -206,8 +229,9 @@ def main(argv: list[str]) -> None:
     from coseg_tf.evaluate import write_json
 
     write_json(report, FLAGS.output)
+    picture = write_picture(list(families), os.path.splitext(FLAGS.output)[0] + ".png")
     print("\n".join(table(families)))
-    print(f"results: {FLAGS.output}")
+    print(f"results: {FLAGS.output}, picture: {picture}")
 
 
 if __name__ == "__main__":
