@@ -1,8 +1,10 @@
-"""`coseg-synth`: writes the synthetic puppet dataset (videos + ground truth).
+"""`coseg-synth`: writes a synthetic dataset (videos + ground truth): puppets or talking heads.
 
     coseg-synth --output_dir=data/puppets --num_videos=200 --num_frames=32 --size=64 --formats=mp4,png
+    coseg-synth --output_dir=data/heads --family=heads --formats=png
 
-then train with `dataset_params.root_dir=data/puppets/png` (or `.../mp4`).
+then train with `dataset_params.root_dir=data/puppets/png` (or `.../mp4`); the heads with the
+config `synthetic-heads`.
 """
 
 from __future__ import annotations
