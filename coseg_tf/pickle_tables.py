@@ -24,15 +24,16 @@ numpy 1, `numpy._core` for numpy 2), for pickle protocols 2 to 5.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-import pickle
 from typing import Any
 
 import numpy as np
 from numpy._core import multiarray as _np_multiarray
 from numpy._core import numeric as _np_numeric
 
+from coseg_tf import safe_pickle
 from coseg_tf.errors import CosegError
 
 __all__ = ["PickleTableError", "UnsafePickleError", "read_dataframe_pickle"]
@@ -233,30 +234,17 @@ for _module in ("numpy.core", "numpy._core"):
     _ALLOWED[(f"{_module}.numeric", "_frombuffer")] = _np_numeric._frombuffer
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only `_ALLOWED` globals; persistent ids are refused."""
-
-    def __init__(self, file: io.BytesIO, name: str) -> None:
-        super().__init__(file, encoding="latin1")
-        self._name = name
-
-    def find_class(self, module: str, name: str) -> Any:
-        found = _ALLOWED.get((module, name))
-        if found is None:
-            hint = ""
-            if module.split(".")[0] == "pandas":
-                hint = (
-                    " (a pandas type this reader does not emulate: if you trust the file, convert it "
-                    "with pandas to the plain CSV format, see the README's evaluation section)"
-                )
-            raise UnsafePickleError(
-                f"refusing to load {self._name}: it references {module}.{name}, which is not part of "
-                f"a plain DataFrame of landmarks; nothing from the file was run{hint}"
-            )
-        return found
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise PickleTableError(f"{self._name}: unexpected persistent id {pid!r}")
+def _refusal(path: str, module: str, name: str) -> UnsafePickleError:
+    hint = ""
+    if module.split(".")[0] == "pandas":
+        hint = (
+            " (a pandas type this reader does not emulate: if you trust the file, convert it "
+            "with pandas to the plain CSV format, see the README's evaluation section)"
+        )
+    return UnsafePickleError(
+        f"refusing to load {path}: it references {module}.{name}, which is not part of "
+        f"a plain DataFrame of landmarks; nothing from the file was run{hint}"
+    )
 
 
 def _column_values(values: Any, what: str) -> list[Any]:
@@ -329,12 +317,16 @@ def read_dataframe_pickle(path: str, *, trust: bool = False) -> dict[str, list[A
     else:
         with open(path, "rb") as f:
             data = f.read()
-    try:
-        obj = _RestrictedUnpickler(io.BytesIO(data), path).load()
-    except (UnsafePickleError, PickleTableError):
-        raise
-    except Exception as e:  # a corrupt pickle raises many types
-        raise PickleTableError(f"{path} is not a readable DataFrame pickle ({type(e).__name__}: {e})") from e
+    unpickler = safe_pickle.AllowListUnpickler(
+        io.BytesIO(data), _ALLOWED, functools.partial(_refusal, path), encoding="latin1"
+    )
+    obj = safe_pickle.load(
+        unpickler,
+        keep=(UnsafePickleError, PickleTableError),
+        wrap=lambda e: PickleTableError(
+            f"{path} is not a readable DataFrame pickle ({type(e).__name__}: {e})"
+        ),
+    )
     if not isinstance(obj, _Frame):
         raise PickleTableError(f"{path} holds a {type(obj).__name__}, not a DataFrame")
     try:

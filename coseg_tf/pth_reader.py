@@ -18,15 +18,16 @@ Two container formats are read:
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-import pickle
 import struct
 import zipfile
 from typing import Any
 
 import numpy as np
 
+from coseg_tf import safe_pickle
 from coseg_tf.errors import CosegError
 
 __all__ = ["UnsafeCheckpointError", "read_torch_checkpoint"]
@@ -268,25 +269,22 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 _ALLOWED.update({("torch", name): storage_type for name, storage_type in _STORAGE_TYPES.items()})
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only `_ALLOWED` globals and torch storage persistent ids."""
+def _refusal(path: str, module: str, name: str) -> UnsafeCheckpointError:
+    shown = f"{module}.{name}"
+    if module in ("posix", "nt"):
+        shown += f" (os.{name})"
+    return UnsafeCheckpointError(
+        f"refusing to load {path}: it references {shown}, which is not a tensor or state-dict type; "
+        "nothing from the file was run"
+    )
+
+
+class _TorchUnpickler(safe_pickle.AllowListUnpickler):
+    """The allow-listed unpickler that also resolves torch storage persistent ids."""
 
     def __init__(self, file: io.BytesIO, name: str, storages: dict[str, _Storage] | None) -> None:
-        super().__init__(file, encoding="utf-8")
-        self._name = name
+        super().__init__(file, _ALLOWED, functools.partial(_refusal, name), encoding="utf-8")
         self._storages = storages
-
-    def find_class(self, module: str, name: str) -> Any:
-        stand_in = _ALLOWED.get((module, name))
-        if stand_in is None:
-            shown = f"{module}.{name}"
-            if module in ("posix", "nt"):
-                shown += f" (os.{name})"
-            raise UnsafeCheckpointError(
-                f"refusing to load {self._name}: it references {shown}, which is not a tensor or "
-                "state-dict type; nothing from the file was run"
-            )
-        return stand_in
 
     def persistent_load(self, pid: Any) -> _StorageRef:
         if self._storages is None:
@@ -321,12 +319,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _unpickle(stream: io.BytesIO, name: str, storages: dict[str, _Storage] | None, what: str) -> Any:
     """Runs the restricted unpickler; any failure other than a refused global becomes `_Malformed`."""
-    try:
-        return _RestrictedUnpickler(stream, name, storages).load()
-    except (UnsafeCheckpointError, _Malformed):
-        raise
-    except Exception as exc:  # the unpickler raises many types on corrupt input
-        raise _Malformed(f"{what} is not a valid pickle ({type(exc).__name__}: {exc})") from exc
+    return safe_pickle.load(
+        _TorchUnpickler(stream, name, storages),
+        keep=(UnsafeCheckpointError, _Malformed),
+        wrap=lambda e: _Malformed(f"{what} is not a valid pickle ({type(e).__name__}: {e})"),
+    )
 
 
 def _finalize(obj: Any, memo: dict[int, Any]) -> Any:
