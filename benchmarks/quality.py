@@ -430,7 +430,7 @@ def write_picture(reports: dict[str, dict[str, Any]], path: str) -> str | None:
     """Rows: test frames, ground-truth parts, then each run's predicted parts on the same frames."""
     import cv2
 
-    from coseg_tf.visualize import label_colors
+    from coseg_tf import visualize
 
     rows, names = [], []
     first = None
@@ -441,26 +441,22 @@ def write_picture(reports: dict[str, dict[str, Any]], path: str) -> str | None:
         with np.load(shown_path) as shown:
             if first is None:
                 first = {k: shown[k] for k in shown.files}
-                rows.append(np.concatenate(list(first["images"]), 1))
-                truth = label_colors(first["labels"], 10)
-                rows.append((np.concatenate(list(truth), 1) * 255).astype(np.uint8))
+                rows.append(list(first["images"]))
+                rows.append(list(visualize.label_colors(first["labels"], 10)))
                 names += ["frames", "ground truth"]
             k = int(reports[name]["model"]["num_segments"])
-            predicted = label_colors(shown["predicted"], k)
-            rows.append((np.concatenate(list(predicted), 1) * 255).astype(np.uint8))
+            rows.append(list(visualize.label_colors(shown["predicted"], k)))
             names.append(name)
     if not rows:
         return None
-    grid = np.concatenate(rows, 0)
-    grid = cv2.resize(grid, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    grid = visualize.grid(rows, zoom=2)
     labelled = np.full((grid.shape[0], 150, 3), 255, np.uint8)
     height = grid.shape[0] // len(names)
     for i, name in enumerate(names):
         cv2.putText(
             labelled, name, (4, i * height + height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
         )
-    cv2.imwrite(path, cv2.cvtColor(np.concatenate([labelled, grid], 1), cv2.COLOR_RGB2BGR))
-    return path
+    return visualize.write_png(path, np.concatenate([labelled, grid], 1))
 
 
 def schedule(data_root: str) -> str:

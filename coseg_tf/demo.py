@@ -114,25 +114,22 @@ def write_picture(picks: list, path: str, num_segments: int, scale: int = 4) -> 
     """Rows of [frame | predicted parts over it | predicted part map | ground-truth part map]."""
     import cv2
 
-    from coseg_tf.visualize import label_colors, overlay_parts
+    from coseg_tf import visualize
 
     rows = []
     for _, frame, segmentation, labels in picks:
         height, width = frame.shape[:2]
         seg = cv2.resize(segmentation, (width, height), interpolation=cv2.INTER_LINEAR)
         hard = np.where(seg[..., 1:].sum(-1) > 0.5, seg[..., 1:].argmax(-1) + 1, 0)
-        cells = [
-            frame,
-            overlay_parts(frame, segmentation),
-            label_colors(hard, num_segments),
-            label_colors(labels, int(max(labels.max(), 10))),
-        ]
-        row = np.concatenate([np.pad(c, ((1, 1), (1, 1), (0, 0)), constant_values=1.0) for c in cells], 1)
-        rows.append(row)
-    grid = np.concatenate(rows, 0)
-    grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    cv2.imwrite(path, cv2.cvtColor((grid * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
-    return path
+        rows.append(
+            [
+                frame,
+                visualize.overlay_parts(frame, segmentation),
+                visualize.label_colors(hard, num_segments),
+                visualize.label_colors(labels, int(max(labels.max(), 10))),
+            ]
+        )
+    return visualize.write_png(path, visualize.grid(rows, border=1, zoom=scale))
 
 
 def export_model(model_dir: str, output_dir: str, frame_size: int) -> bool:

@@ -427,12 +427,8 @@ def write_picture(results: dict[str, Any], num_segments: int, path: str) -> str 
                         else:
                             cv2.drawMarker(canvas, center, color, marker, 3 * max(2, zoom), 1)
             cells.append(canvas)
-        rows.append(
-            np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in cells], 1)
-        )
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
-    return path
+        rows.append(cells)
+    return visualize.write_png(path, visualize.grid(rows, border=2))
 
 
 def public_results(results: dict[str, Any]) -> dict[str, Any]:
@@ -516,12 +512,27 @@ def _run(argv: list[str]) -> None:
         **_flag_values(f.name for f in dataclasses.fields(EvalSettings) if f.name in FLAGS)
     )
     reading = _flag_values(GROUND_TRUTH_FLAGS)
-    cli.check_output_dir(FLAGS.output_dir, "--output_dir")  # before the work: a bad path fails fast
-    splits = load_splits(FLAGS.data_format, FLAGS.data_dir, **reading)
-    segmenter = load_predictor(FLAGS.model, FLAGS.config, **_flag_values(KMEANS_FLAGS))
-    segmenter.set_batch_size(FLAGS.batch_size)
-    results = evaluate(segmenter, splits, settings, FLAGS.data_format)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    from coseg_tf.config import ConfigError
+    from coseg_tf.inference import InputError, ModelLoadError
+    from coseg_tf.pickle_tables import PickleTableError, UnsafePickleError
+
+    try:
+        os.makedirs(FLAGS.output_dir, exist_ok=True)  # before the work: a bad path fails fast
+        splits = load_splits(FLAGS.data_format, FLAGS.data_dir, **reading)
+        segmenter = load_predictor(FLAGS.model, FLAGS.config, **_flag_values(KMEANS_FLAGS))
+        segmenter.set_batch_size(FLAGS.batch_size)
+        results = evaluate(segmenter, splits, settings, FLAGS.data_format)
+    except (
+        ground_truth.GroundTruthError,
+        metrics_lib.SplitOverlapError,
+        PickleTableError,
+        UnsafePickleError,
+        ModelLoadError,
+        ConfigError,
+        InputError,
+        OSError,
+    ) as e:
+        sys.exit(cli.report_error("coseg-eval", e))
     picture = write_picture(results, segmenter.num_segments, os.path.join(FLAGS.output_dir, "parts.png"))
     report = {
         "command": " ".join(["coseg-eval", *sys.argv[1:]]),

@@ -134,6 +134,7 @@ def swap_video(
     from tqdm import tqdm
 
     from coseg_tf import visualize
+    from coseg_tf.data import video_io
 
     source_image = read_source(source, source_frame)
     frames = read_target(target)
@@ -161,7 +162,7 @@ def swap_video(
                 mask_picture = visualize.mask_picture(mask, picture.shape[:2])
                 picture = visualize.side_by_side(visualize.to_uint8(shown), mask_picture, picture)
             out_frames.append(picture)
-    visualize.write_video(output, out_frames, fps)
+    video_io.write_video(output, out_frames, fps)
     return {"path": output, "frames": len(out_frames), "fps": fps, "size": out_frames[0].shape[:2]}
 
 
@@ -169,7 +170,9 @@ def _run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     parts = parse_parts(FLAGS.parts)
-    from coseg_tf.inference import PartSwapper
+    from coseg_tf.config import ConfigError
+    from coseg_tf.inference import InputError, PartSwapper
+    from coseg_tf.model_files import ModelLoadError
 
     settings = SwapSettings(
         parts=parts,
@@ -179,10 +182,12 @@ def _run(argv: list[str]) -> None:
         crop=FLAGS.crop,
         fps=FLAGS.fps,
     )
-    cli.check_output_dir(os.path.dirname(FLAGS.output) or ".", "--output")
-    swapper = PartSwapper.load(FLAGS.model, FLAGS.config, batch_size=FLAGS.batch_size)
-    logging.info("part swap with %s", swapper.segmenter)
-    info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
+    try:
+        swapper = PartSwapper.load(FLAGS.model, FLAGS.config, batch_size=FLAGS.batch_size)
+        logging.info("part swap with %s", swapper.segmenter)
+        info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
+    except (InputFileError, InputError, ModelLoadError, ConfigError, OSError) as e:
+        sys.exit(cli.report_error("coseg-swap", e))
     height, width = info["size"]
     print(f"wrote {info['path']}: {info['frames']} frames at {info['fps']:g} fps, {width}x{height}")
 

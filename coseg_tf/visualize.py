@@ -6,7 +6,7 @@ in every frame, picture, video and in the trainer's TensorBoard images; the back
 (id 0) is black in label pictures and left untinted in overlays. Arrays handed to and
 returned by these functions are uint8 RGB unless a docstring says float [0, 1].
 
-Writing: PNG through OpenCV, mp4 (H.264) through imageio-ffmpeg, GIF through Pillow.
+Pictures are written as PNG through OpenCV (`write_png`), videos by `video_io.write_video`.
 """
 
 from __future__ import annotations
@@ -196,8 +196,49 @@ def side_by_side(*pictures: np.ndarray, gap: int = 2) -> np.ndarray:
     return np.concatenate(cells[:-1], axis=1)
 
 
+def grid(rows: Sequence[Sequence[np.ndarray]], *, border: int = 0, zoom: int = 1) -> np.ndarray:
+    """Pictures laid out in rows, the layout of every figure the commands and benchmarks write.
+
+    Args:
+        rows: rows of RGB pictures (uint8, or float in [0, 1]); the cells of a row share a
+            height and the rows (with their borders) a width.
+        border: white pixels around each cell.
+        zoom: integer nearest-neighbour magnification of the whole grid (keeps pixels sharp).
+
+    Returns:
+        uint8 [H, W, 3].
+
+    Raises:
+        ValueError: no rows, or cells that do not line up.
+    """
+    if not rows or not all(rows):
+        raise ValueError("a grid needs at least one picture in every row")
+    pad = ((border, border), (border, border), (0, 0))
+    try:
+        lines = [
+            np.concatenate([np.pad(to_uint8(c), pad, constant_values=255) for c in row], 1) for row in rows
+        ]
+        picture = np.concatenate(lines, 0)
+    except ValueError as e:
+        raise ValueError(f"grid cells do not line up: {e}") from None
+    if zoom > 1:
+        picture = cv2.resize(picture, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    return picture
+
+
 def write_png(path: str, image: np.ndarray) -> str:
-    """Writes an RGB (or single-channel) uint8 picture; creates the folder."""
+    """Writes a picture as PNG; the one picture writer (videos: `video_io.write_video`).
+
+    Args:
+        path: a local `.png` path; its folder is created.
+        image: uint8 RGB [H, W, 3] or single-channel [H, W].
+
+    Returns:
+        `path`.
+
+    Raises:
+        OSError: the file could not be written.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     data = image[..., ::-1] if image.ndim == 3 else image
     if not cv2.imwrite(path, np.ascontiguousarray(data)):
@@ -228,48 +269,3 @@ def video_fps(path: str, default: float = DEFAULT_FPS) -> float:
                 capture.release()
         return fps if np.isfinite(fps) and fps > 0 else default
     return default
-
-
-def write_video(path: str, frames: np.ndarray | Sequence[np.ndarray], fps: float) -> str:
-    """Writes uint8 RGB frames as `.mp4` (H.264, yuv420p) or `.gif`, at `fps` frames per second.
-
-    H.264 in yuv420p needs even sides: odd frames get one replicated row/column at the
-    bottom/right rather than being rescaled (which would blur the part borders).
-    """
-    frames = [to_uint8(np.asarray(f)) for f in frames]
-    if not frames:
-        raise ValueError(f"no frames to write to {path}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".gif":
-        from PIL import Image
-
-        images = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE) for f in frames]
-        images[0].save(
-            path,
-            save_all=True,
-            append_images=images[1:],
-            duration=int(round(1000.0 / fps)),
-            loop=0,
-            optimize=False,
-        )
-        return path
-    if ext != ".mp4":
-        raise ValueError(f"video output must end in .mp4 or .gif, got {path}")
-    import imageio.v2 as imageio
-
-    height, width = frames[0].shape[:2]
-    pad = ((0, height % 2), (0, width % 2), (0, 0))
-    with imageio.get_writer(
-        path,
-        format="FFMPEG",
-        fps=fps,
-        codec="libx264",
-        pixelformat="yuv420p",
-        macro_block_size=1,
-        quality=None,
-        output_params=["-crf", "15", "-preset", "veryfast"],
-    ) as writer:
-        for frame in frames:
-            writer.append_data(np.pad(frame, pad, mode="edge") if any(p[1] for p in pad) else frame)
-    return path

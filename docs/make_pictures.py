@@ -118,6 +118,7 @@ def _tiny_inputs(workdir: str) -> tuple[str, list[np.ndarray], np.ndarray, str]:
 def main(argv: list[str]) -> None:
     del argv
     from coseg_tf import visualize
+    from coseg_tf.data import video_io
 
     workdir = tempfile.mkdtemp(prefix="coseg_pictures_")
     demo = os.path.isfile(os.path.join(FLAGS.model, "final", "model.keras"))
@@ -171,7 +172,7 @@ def main(argv: list[str]) -> None:
 
     # coseg-swap: the source's parts into the target video, side by side.
     target_video = os.path.join(workdir, "target.mp4")
-    visualize.write_video(target_video, target, 12.5)
+    video_io.write_video(target_video, target, 12.5)
     source_png = os.path.join(workdir, "source.png")
     _write_rgb(source_png, source)
     swapped = os.path.join(workdir, "swapped.mp4")

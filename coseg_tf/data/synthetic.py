@@ -47,6 +47,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from coseg_tf.data import video_io
+
 PART_NAMES = (
     "background",
     "head",
@@ -528,36 +530,10 @@ class _SplitWriter:
             folder = self.dirs[fmt]
             if fmt in self.encoders:
                 self.encoders[fmt][0].stdin.write(np.ascontiguousarray(video.frames).tobytes())
-            elif fmt in ("png", "jpg"):
-                strip = np.concatenate(list(video.frames), axis=1)[..., ::-1]
-                params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
-                cv2.imwrite(os.path.join(folder, f"{video.name}.{fmt}"), strip, params)
             elif fmt == "frames":
-                sub = os.path.join(folder, video.name)
-                os.makedirs(sub, exist_ok=True)
-                for t, frame in enumerate(video.frames):
-                    cv2.imwrite(
-                        os.path.join(sub, f"{t:05d}.png"), frame[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1]
-                    )
-            elif fmt == "gif":
-                from PIL import Image
-
-                # A fast palette per frame (PIL's default quantiser is ~20x slower); the few
-                # part colours stay exact, the muted background is slightly quantised.
-                images = [
-                    Image.fromarray(f).quantize(
-                        256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-                    )
-                    for f in video.frames
-                ]
-                images[0].save(
-                    os.path.join(folder, f"{video.name}.gif"),
-                    save_all=True,
-                    append_images=images[1:],
-                    duration=int(round(1000 / self.fps)),
-                    loop=0,
-                    optimize=False,
-                )
+                video_io.write_video(os.path.join(folder, video.name), video.frames, self.fps, folder=True)
+            else:
+                video_io.write_video(os.path.join(folder, f"{video.name}.{fmt}"), video.frames, self.fps)
         np.savez_compressed(
             os.path.join(self.gt_dir, f"{video.name}.npz"),
             labels=video.labels,

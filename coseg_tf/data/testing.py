@@ -12,8 +12,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
+
+from coseg_tf.data import video_io
 
 LAYOUTS = ("frames", "png", "jpg", "mp4", "mov", "avi", "gif")
 EXTENSIONS = {
@@ -56,44 +57,7 @@ def write_video(path: str, frames: np.ndarray, layout: str, fps: float = 10.0) -
     ext = EXTENSIONS[layout]
     if ext and not path.endswith(ext):
         path += ext
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    if layout == "frames":
-        os.makedirs(path, exist_ok=True)
-        for t, frame in enumerate(frames):
-            cv2.imwrite(os.path.join(path, f"{t:04d}.png"), _to_bgr(frame))
-    elif layout in ("png", "jpg"):
-        cv2.imwrite(path, _to_bgr(np.concatenate(list(frames), axis=1)))
-    elif layout == "gif":
-        from PIL import Image
-
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-    else:
-        import imageio.v2 as imageio
-
-        rgb = [f if f.ndim == 3 and f.shape[-1] == 3 else _to_rgb(f) for f in frames]
-        if layout == "avi":
-            options = {"codec": "mjpeg", "pixelformat": "yuvj420p", "quality": 10}
-        else:
-            options = {"codec": "libx264", "pixelformat": "yuv420p", "quality": 10}
-        with imageio.get_writer(path, fps=fps, macro_block_size=1, ffmpeg_log_level="error", **options) as w:
-            for frame in rgb:
-                w.append_data(frame)
-    return path
-
-
-def _to_rgb(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return np.repeat(frame[..., None], 3, axis=-1)
-    return np.ascontiguousarray(frame[..., :3])
-
-
-def _to_bgr(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return frame
-    if frame.shape[-1] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_RGBA2BGRA)
-    return np.ascontiguousarray(frame[..., ::-1])
+    return video_io.write_video(path, frames, fps, folder=layout == "frames")
 
 
 def write_dataset(

@@ -7,6 +7,9 @@ dropped, as the original implementation does) and resized to the configured fram
 that the rest of the pipeline sees one shape. Internally frames stay uint8 (4x smaller in the
 decode cache); `read_video` gives the float32 [0, 1] frames the model consumes.
 
+`write_video` writes every one of these layouts (local paths only): the synthetic data set,
+the test fixtures and the commands' videos all go through it.
+
 Paths go through `tf.io.gfile` when they are not local, so `gs://...` roots work; TensorFlow
 is only imported in that case, which keeps this module usable from the synthetic-data
 command without paying for a TensorFlow import.
@@ -394,3 +397,109 @@ def read_video(path: str, frame_shape: Sequence[int] | None = None) -> np.ndarra
 def to_float(frames: np.ndarray) -> np.ndarray:
     """uint8 -> float32 [0, 1], bit-identical to the pipeline's `tf.cast(x, float32) * (1 / 255)`."""
     return frames.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def _bgr(frame: np.ndarray) -> np.ndarray:
+    """An RGB(A) or gray uint8 frame in OpenCV's channel order."""
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[-1] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_RGBA2BGRA)
+    return np.ascontiguousarray(frame[..., ::-1])
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """An RGB(A) or gray uint8 frame as RGB (alpha dropped, gray replicated)."""
+    if frame.ndim == 2:
+        return np.repeat(frame[..., None], 3, axis=-1)
+    return np.ascontiguousarray(frame[..., :3])
+
+
+def _write_image(path: str, bgr: np.ndarray) -> None:
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.endswith(".jpg") else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    if not cv2.imwrite(path, bgr, params):
+        raise OSError(f"cannot write {path}")
+
+
+def write_video(
+    path: str, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0, *, folder: bool = False
+) -> str:
+    """Writes uint8 frames in the layout that `path` names; the one video writer of the package.
+
+    Layouts: `.mp4`/`.mov` (H.264, yuv420p; odd sides get one replicated row/column at the
+    bottom/right rather than a rescale, which would blur part borders), `.avi` (MJPEG),
+    `.gif` (a fast per-frame palette, no dithering, so flat part colours stay exact), `.png`/
+    `.jpg` (the frames side by side in one image) and a folder of numbered PNG frames (for a
+    path without an extension, or with `folder`).
+
+    Args:
+        path: a local file or folder path; its folder is created.
+        frames: uint8 [T, H, W, 3] RGB, [T, H, W, 4] RGBA (alpha kept in PNGs only) or
+            [T, H, W] gray frames, or a sequence of such frames.
+        fps: frames per second of the video layouts.
+        folder: write a folder of frames whatever `path`'s extension (VoxCeleb's folders are
+            named like `clip.mp4`).
+
+    Returns:
+        `path`.
+
+    Raises:
+        ValueError: no frames, frames that are not uint8, or an unknown extension.
+        OSError: a file could not be written.
+    """
+    frames = [np.asarray(f) for f in frames]
+    if not frames:
+        raise ValueError(f"no frames to write to {path}")
+    if any(f.dtype != np.uint8 for f in frames):
+        raise ValueError(f"frames to write to {path} must be uint8, got {frames[0].dtype}")
+    ext = "" if folder else os.path.splitext(path.rstrip("/"))[1].lower()
+    if ext not in ("", ".png", ".jpg", *VIDEO_EXTENSIONS):
+        raise ValueError(f"cannot write a video as {ext}: use .mp4, .mov, .avi, .gif, .png, .jpg or a folder")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not ext:
+        os.makedirs(path, exist_ok=True)
+        for t, frame in enumerate(frames):
+            _write_image(os.path.join(path, f"{t:05d}.png"), _bgr(frame))
+    elif ext in (".png", ".jpg"):
+        _write_image(path, _bgr(np.concatenate(frames, axis=1)))
+    elif ext == ".gif":
+        from PIL import Image
+
+        # PIL's default quantiser is ~20x slower; with few flat colours this one is exact.
+        images = [
+            Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+            for f in map(_rgb, frames)
+        ]
+        images[0].save(
+            path,
+            save_all=True,
+            append_images=images[1:],
+            duration=int(round(1000 / fps)),
+            loop=0,
+            optimize=False,
+        )
+    else:
+        import imageio.v2 as imageio
+
+        if ext == ".avi":
+            options = {"codec": "mjpeg", "pixelformat": "yuvj420p", "output_params": ["-q:v", "2"]}
+        else:
+            options = {
+                "codec": "libx264",
+                "pixelformat": "yuv420p",
+                "output_params": ["-crf", "12", "-preset", "veryfast"],
+            }
+        height, width = frames[0].shape[:2]
+        pad = ((0, height % 2), (0, width % 2), (0, 0))
+        with imageio.get_writer(
+            path,
+            format="FFMPEG",
+            fps=fps,
+            macro_block_size=1,
+            quality=None,
+            ffmpeg_log_level="error",
+            **options,
+        ) as writer:
+            for frame in map(_rgb, frames):
+                writer.append_data(np.pad(frame, pad, mode="edge") if height % 2 or width % 2 else frame)
+    return path
