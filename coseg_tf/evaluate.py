@@ -512,27 +512,12 @@ def _run(argv: list[str]) -> None:
         **_flag_values(f.name for f in dataclasses.fields(EvalSettings) if f.name in FLAGS)
     )
     reading = _flag_values(GROUND_TRUTH_FLAGS)
-    from coseg_tf.config import ConfigError
-    from coseg_tf.inference import InputError, ModelLoadError
-    from coseg_tf.pickle_tables import PickleTableError, UnsafePickleError
-
-    try:
-        os.makedirs(FLAGS.output_dir, exist_ok=True)  # before the work: a bad path fails fast
-        splits = load_splits(FLAGS.data_format, FLAGS.data_dir, **reading)
-        segmenter = load_predictor(FLAGS.model, FLAGS.config, **_flag_values(KMEANS_FLAGS))
-        segmenter.set_batch_size(FLAGS.batch_size)
-        results = evaluate(segmenter, splits, settings, FLAGS.data_format)
-    except (
-        ground_truth.GroundTruthError,
-        metrics_lib.SplitOverlapError,
-        PickleTableError,
-        UnsafePickleError,
-        ModelLoadError,
-        ConfigError,
-        InputError,
-        OSError,
-    ) as e:
-        sys.exit(cli.report_error("coseg-eval", e))
+    cli.check_output_dir(FLAGS.output_dir, "--output_dir")  # before the work: a bad path fails fast
+    splits = load_splits(FLAGS.data_format, FLAGS.data_dir, **reading)
+    segmenter = load_predictor(FLAGS.model, FLAGS.config, **_flag_values(KMEANS_FLAGS))
+    segmenter.set_batch_size(FLAGS.batch_size)
+    results = evaluate(segmenter, splits, settings, FLAGS.data_format)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
     picture = write_picture(results, segmenter.num_segments, os.path.join(FLAGS.output_dir, "parts.png"))
     report = {
         "command": " ".join(["coseg-eval", *sys.argv[1:]]),

@@ -260,9 +260,7 @@ def _run(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]} (inputs go in --input)")
     if not FLAGS.input:
         raise app.UsageError("give at least one --input (image, folder or video)")
-    from coseg_tf.config import ConfigError
-    from coseg_tf.inference import InputError, load_segmenter
-    from coseg_tf.model_files import ModelLoadError
+    from coseg_tf.inference import load_segmenter
 
     options = Options(
         save_labels=FLAGS.save_labels,
@@ -275,14 +273,12 @@ def _run(argv: list[str]) -> None:
         fps=FLAGS.fps,
         folders_as_videos=FLAGS.folders_as_videos,
     )
-    try:
-        items = collect_inputs(FLAGS.input, options.folders_as_videos)
-        segmenter = load_segmenter(FLAGS.model, FLAGS.config)
-        segmenter.set_batch_size(FLAGS.batch_size)
-        logging.info("segmenting %d input(s) with %s", len(items), segmenter)
-        written = segment_all(segmenter, items, FLAGS.output_dir, options, FLAGS.batch_size)
-    except (InputFileError, InputError, ModelLoadError, ConfigError, OSError) as e:
-        sys.exit(cli.report_error("coseg-segment", e))
+    cli.check_output_dir(FLAGS.output_dir, "--output_dir")
+    items = collect_inputs(FLAGS.input, options.folders_as_videos)
+    segmenter = load_segmenter(FLAGS.model, FLAGS.config)
+    segmenter.set_batch_size(FLAGS.batch_size)
+    logging.info("segmenting %d input(s) with %s", len(items), segmenter)
+    written = segment_all(segmenter, items, FLAGS.output_dir, options, FLAGS.batch_size)
     print(
         f"{len(items)} input(s), K = {segmenter.num_segments} parts; "
         f"wrote {len(written)} output(s) to {FLAGS.output_dir}"

@@ -170,9 +170,7 @@ def _run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     parts = parse_parts(FLAGS.parts)
-    from coseg_tf.config import ConfigError
-    from coseg_tf.inference import InputError, PartSwapper
-    from coseg_tf.model_files import ModelLoadError
+    from coseg_tf.inference import PartSwapper
 
     settings = SwapSettings(
         parts=parts,
@@ -182,12 +180,10 @@ def _run(argv: list[str]) -> None:
         crop=FLAGS.crop,
         fps=FLAGS.fps,
     )
-    try:
-        swapper = PartSwapper.load(FLAGS.model, FLAGS.config, batch_size=FLAGS.batch_size)
-        logging.info("part swap with %s", swapper.segmenter)
-        info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
-    except (InputFileError, InputError, ModelLoadError, ConfigError, OSError) as e:
-        sys.exit(cli.report_error("coseg-swap", e))
+    cli.check_output_dir(os.path.dirname(FLAGS.output) or ".", "--output")
+    swapper = PartSwapper.load(FLAGS.model, FLAGS.config, batch_size=FLAGS.batch_size)
+    logging.info("part swap with %s", swapper.segmenter)
+    info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
     height, width = info["size"]
     print(f"wrote {info['path']}: {info['frames']} frames at {info['fps']:g} fps, {width}x{height}")
 
