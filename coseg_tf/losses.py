@@ -96,6 +96,40 @@ class PerceptualLoss(keras.layers.Layer):
         }
 
 
+def random_warp(
+    batch: int | tf.Tensor,
+    sigma_affine: float,
+    sigma_tps: float,
+    points_tps: int,
+    seed: tf.Tensor | keras.random.SeedGenerator | int | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Draws the parameters of random equivariance warps (`EquivarianceTransform`).
+
+    Args:
+        batch: B, the number of warps.
+        sigma_affine: standard deviation of theta around the identity.
+        sigma_tps: standard deviation of the TPS weights.
+        points_tps: the TPS control points form a points_tps x points_tps grid.
+        seed: a stateless seed, an int tensor of shape [2] (the same seed gives the same
+            warps wherever it runs: the trainer draws a global batch's warps from (seed, step)
+            on every replica), or a Keras seed (`SeedGenerator`, int or None) for a stateful draw.
+
+    Returns:
+        theta [B, 2, 3] ~ I + N(0, sigma_affine) and TPS weights [B, 1, points_tps**2] ~
+        N(0, sigma_tps).
+    """
+    theta_shape, tps_shape = (batch, 2, 3), (batch, 1, points_tps**2)
+    if isinstance(seed, (tf.Tensor, np.ndarray)):
+        theta_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        tps_seed = tf.random.experimental.stateless_fold_in(seed, 2)
+        theta = tf.random.stateless_normal(theta_shape, theta_seed, stddev=sigma_affine)
+        tps = tf.random.stateless_normal(tps_shape, tps_seed, stddev=sigma_tps)
+    else:
+        theta = keras.random.normal(theta_shape, stddev=sigma_affine, seed=seed)
+        tps = keras.random.normal(tps_shape, stddev=sigma_tps, seed=seed)
+    return theta + tf.constant(np.eye(2, 3, dtype=np.float32)), tps
+
+
 class EquivarianceTransform:
     """A random affine + thin-plate-spline warp W (Sec. 3.3, as in FOMM).
 
@@ -119,12 +153,9 @@ class EquivarianceTransform:
         points_tps: int,
         seed: keras.random.SeedGenerator | int | None = None,
     ) -> EquivarianceTransform:
-        """Draws theta ~ I + N(0, sigma_affine) and TPS weights ~ N(0, sigma_tps)."""
-        theta = keras.random.normal((batch, 2, 3), stddev=sigma_affine, seed=seed)
-        theta += tf.constant(np.eye(2, 3, dtype=np.float32))
-        points = geometry.make_coordinate_grid(points_tps, points_tps)
-        params = keras.random.normal((batch, 1, points_tps**2), stddev=sigma_tps, seed=seed)
-        return cls(theta, points, params)
+        """A warp drawn by `random_warp` (see there for the arguments)."""
+        theta, params = random_warp(batch, sigma_affine, sigma_tps, points_tps, seed)
+        return cls(theta, geometry.make_coordinate_grid(points_tps, points_tps), params)
 
     def _tps(self, coordinates: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The TPS term at [B, N, 2] coordinates and the distances' signs: [B, N], [B, N, P, 2]."""

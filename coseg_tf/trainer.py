@@ -50,7 +50,7 @@ from coseg_tf.distribute import (
     resolve_precision,
 )
 from coseg_tf.errors import CosegError
-from coseg_tf.losses import EquivarianceTransform
+from coseg_tf.losses import EquivarianceTransform, random_warp
 from coseg_tf.model import CosegModel, build_model
 
 # The learning-rate decay at each epoch milestone, as the original's MultiStepLR(gamma=0.1).
@@ -136,17 +136,13 @@ def global_transform(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The equivariance warp parameters of the whole global batch: theta [G,2,3], tps [G,1,P].
 
-    Same distribution as `EquivarianceTransform.random` (theta ~ I + N(0, sigma_affine),
-    TPS weights ~ N(0, sigma_tps)), from stateless seeds derived from (seed, step).
+    `losses.random_warp` from the stateless seed (seed, step), so that every replica draws
+    the same warps and takes its own rows.
     """
     base = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
-    theta_seed = tf.random.experimental.stateless_fold_in(base, 1)
-    tps_seed = tf.random.experimental.stateless_fold_in(base, 2)
-    points = int(params["points_tps"])
-    theta = tf.random.stateless_normal((global_batch, 2, 3), theta_seed, stddev=params["sigma_affine"])
-    theta += tf.constant(np.eye(2, 3, dtype=np.float32))
-    tps = tf.random.stateless_normal((global_batch, 1, points**2), tps_seed, stddev=params["sigma_tps"])
-    return theta, tps
+    return random_warp(
+        global_batch, params["sigma_affine"], params["sigma_tps"], int(params["points_tps"]), seed=base
+    )
 
 
 def _rows(x: tf.Tensor, start: tf.Tensor, size: tf.Tensor) -> tf.Tensor:

@@ -54,3 +54,25 @@ def test_identical_images_have_zero_loss():
 def test_bad_layer_weights_are_refused(weights):
     with pytest.raises(ValueError, match="perceptual layer weight"):
         PerceptualLoss(layer_weights=weights, vgg_weights="none")
+
+
+def test_warps_drawn_from_one_stateless_seed_agree_and_have_the_set_spread():
+    from coseg_tf import trainer
+    from coseg_tf.losses import EquivarianceTransform, random_warp
+
+    seed = tf.constant([3, 7], tf.int64)
+    theta, tps = random_warp(4096, 0.05, 0.005, 5, seed=seed)
+    again, _ = random_warp(4096, 0.05, 0.005, 5, seed=seed)
+    other, _ = random_warp(4096, 0.05, 0.005, 5, seed=tf.constant([3, 8], tf.int64))
+    np.testing.assert_array_equal(theta, again)
+    assert not np.array_equal(theta, other)
+    assert theta.shape == (4096, 2, 3) and tps.shape == (4096, 1, 25)
+    np.testing.assert_allclose(np.mean(theta, 0), np.eye(2, 3), atol=0.005)
+    np.testing.assert_allclose(np.std(theta, 0), np.full((2, 3), 0.05), rtol=0.05)
+    np.testing.assert_allclose(np.std(tps), 0.005, rtol=0.05)
+    # The trainer's warps of a step are these, from (seed, step).
+    params = {"sigma_affine": 0.05, "sigma_tps": 0.005, "points_tps": 5}
+    np.testing.assert_array_equal(trainer.global_transform(3, 7, 4096, params)[0], theta)
+    # The model's own draw (no transform given) is the same distribution, stateful.
+    warp = EquivarianceTransform.random(8, 0.05, 0.005, 5, seed=0)
+    assert warp.theta.shape == (8, 2, 3) and warp.control_params.shape == (8, 1, 25)
