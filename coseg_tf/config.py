@@ -164,23 +164,218 @@ def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], path: str) -> 
     return out
 
 
+# The smallest side VGG19 reads at relu5_1: four 2x2 max poolings come before it.
+_VGG_MIN_SIZE = 16
+
+# Ranges of the numeric keys, checked after their types (see _check_types): dotted key ->
+# (lowest allowed value, whether it is allowed itself). Keys not listed take any value of
+# their type.
+_RANGES: dict[str, tuple[float, bool]] = {
+    "dataset_params.decoded_cache_mb": (0, True),
+    "model_params.common_params.num_segments": (1, True),
+    "model_params.segmentation_module_params.temperature": (0, False),
+    "model_params.segmentation_module_params.block_expansion": (1, True),
+    "model_params.segmentation_module_params.max_features": (1, True),
+    "model_params.segmentation_module_params.num_blocks": (1, True),
+    "model_params.reconstruction_module_params.block_expansion": (1, True),
+    "model_params.reconstruction_module_params.max_features": (1, True),
+    "model_params.reconstruction_module_params.num_down_blocks": (0, True),
+    "model_params.reconstruction_module_params.num_bottleneck_blocks": (0, True),
+    "model_params.reconstruction_module_params.first_kernel_size": (1, True),
+    "train_params.num_epochs": (1, True),
+    "train_params.num_repeats": (1, True),
+    "train_params.lr_segmentation": (0, False),
+    "train_params.lr_reconstruction": (0, False),
+    "train_params.batch_size": (1, True),
+    "train_params.checkpoint_freq": (1, True),
+    "train_params.max_nonfinite_steps": (1, True),
+    "train_params.transform_params.sigma_affine": (0, True),
+    "train_params.transform_params.sigma_tps": (0, True),
+    "train_params.transform_params.points_tps": (1, True),
+    "train_params.loss_weights.equivariance": (0, True),
+    "visualizer_params.kp_size": (1, True),
+}
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    return "a string" if isinstance(default, str) else "a list"
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether `value` has the type of `default` (an int where a number is expected is fine)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def _as_number(value: Any, default: Any) -> Any:
+    """YAML 1.1 reads `2e-4` (no dot) as a string: a number-typed key takes it as the number."""
+    if isinstance(default, float) and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check_types(config: dict[str, Any], defaults: Mapping[str, Any], path: str) -> None:
+    """Every key whose default is not None has the default's type (lists: their items too)."""
+    for key, default in defaults.items():
+        dotted = f"{path}.{key}" if path else key
+        if isinstance(default, dict):
+            _check_types(config[key], default, dotted)
+            continue
+        if default is None:
+            continue
+        value = config[key] = _as_number(config[key], default)
+        if not _fits(value, default):
+            raise ConfigError(f"{dotted} must be {_type_name(default)}, got {value!r}")
+        if isinstance(default, list) and default:
+            # A list of numbers may hold ints (`scales: [1, 0.5]`); of ints, only ints.
+            item = next((d for d in default if isinstance(d, float)), default[0])
+            items = [_as_number(v, item) for v in value]
+            if not all(_fits(v, item) for v in items):
+                raise ConfigError(f"{dotted} must be a list, each item {_type_name(item)}, got {value!r}")
+            config[key] = items
+        low = _RANGES.get(dotted)
+        if low is not None and (value < low[0] or (value == low[0] and not low[1])):
+            relation = ">=" if low[1] else ">"
+            raise ConfigError(f"{dotted} must be {relation} {low[0]}, got {value!r}")
+
+
+def _downscale_stride(scale: Any, key: str) -> int:
+    """1/scale for a scale of 1 or 1/n (what `geometry.antialias_downsample` takes)."""
+    stride = round(1.0 / scale) if 0 < scale <= 1 else 0
+    if stride < 1 or abs(stride * scale - 1.0) > 1e-6:
+        raise ConfigError(f"{key} must be 1 or 1/n for an integer n (0.5, 0.25, ...), got {scale!r}")
+    return stride
+
+
+def _size_fits(size: int, stride: int, hourglass: int, generator: int, smallest: int) -> bool:
+    # The segmenter's downsampling gives ceil(size / stride) pixels; its hourglass halves
+    # them and doubles them back, so they must halve without remainder.
+    return -(-size // stride) % hourglass == 0 and size % generator == 0 and size >= smallest
+
+
+def frame_size_problem(
+    config: Mapping[str, Any], height: int, width: int, training: bool = True
+) -> str | None:
+    """Why the model of `config` cannot take `height` x `width` frames (None if it can).
+
+    The segmenter downsamples the frame by 1/scale_factor (to ceil(size x scale_factor)), and
+    its hourglass halves that `num_blocks` times and doubles it back, concatenating each
+    level with its skip: both sides must halve without remainder. The generator halves the
+    frame `num_down_blocks` times and doubles it back to the frame. In training, the
+    perceptual loss passes the smallest pyramid scale of the frame through VGG19 up to
+    relu5_1 (four 2x2 poolings), so that scale must keep 16 pixels.
+
+    Args:
+      config: A validated config.
+      height: Frame height in pixels.
+      width: Frame width in pixels.
+      training: Also check what training needs (the generator's and the loss's sizes).
+
+    Returns:
+      One sentence naming the sizes that work and why, or None.
+    """
+    seg = config["model_params"]["segmentation_module_params"]
+    stride = _downscale_stride(seg["scale_factor"], "model_params.segmentation_module_params.scale_factor")
+    hourglass = 2 ** int(seg["num_blocks"])
+    generator, smallest = 1, 1
+    if training:
+        generator = 2 ** int(config["model_params"]["reconstruction_module_params"]["num_down_blocks"])
+        scales = config["train_params"]["scales"]
+        smallest = max(_VGG_MIN_SIZE * _downscale_stride(min(scales), "train_params.scales"), 1)
+    bad = [s for s in (height, width) if not _size_fits(s, stride, hourglass, generator, smallest)]
+    if not bad:
+        return None
+    reasons = [
+        f"ceil(size x scale_factor {seg['scale_factor']}) must be a multiple of 2^num_blocks = {hourglass} "
+        "(the segmenter's hourglass)"
+    ]
+    if generator > 1:
+        reasons.append(f"the size a multiple of 2^num_down_blocks = {generator} (the generator)")
+    if smallest > 1:
+        reasons.append(f"at least {smallest} (VGG19 at the smallest loss scale {min(scales)})")
+    suggestions = []
+    for size in sorted(set(bad)):
+        below = next(
+            (s for s in range(size - 1, 0, -1) if _size_fits(s, stride, hourglass, generator, smallest)), None
+        )
+        above = next(
+            s for s in range(size + 1, 8 * size + 64) if _size_fits(s, stride, hourglass, generator, smallest)
+        )
+        nearest = [str(s) for s in (below, above) if s is not None]
+        suggestions.append(f"{' or '.join(nearest)} instead of {size}")
+    return (
+        f"frame size {height}x{width} does not fit this model: {'; '.join(reasons)}; "
+        f"sizes that work: {', '.join(suggestions)}"
+    )
+
+
+def check_frame_size(config: Mapping[str, Any]) -> None:
+    """Refuses a config whose model cannot be trained at its `dataset_params.frame_shape`.
+
+    `build_config` leaves this out because it also fills partial configs (a data set's
+    parameters alone); `load_config` and the trainer check it.
+
+    Args:
+      config: A validated config.
+
+    Raises:
+      ConfigError: If the frame size does not fit; the message says which sizes do and why.
+    """
+    shape = config["dataset_params"]["frame_shape"]
+    problem = frame_size_problem(config, shape[0], shape[1])
+    if problem:
+        raise ConfigError(f"dataset_params.frame_shape {shape!r}: {problem}")
+
+
 def _validate(config: dict[str, Any]) -> None:
+    _check_types(config, DEFAULTS, "")
     model = config["model_params"]
     variant = model["variant"]
     if variant is not None and variant not in VARIANTS:
         raise ConfigError(f"model_params.variant must be one of {VARIANTS}, got {variant!r}")
-    k = model["common_params"]["num_segments"]
-    if not isinstance(k, int) or k < 1:
-        raise ConfigError(f"model_params.common_params.num_segments must be a positive int, got {k!r}")
+    root = config["dataset_params"]["root_dir"]
+    if root is not None and not isinstance(root, str):
+        raise ConfigError(f"dataset_params.root_dir must be a path (a string), got {root!r}")
     shape = config["dataset_params"]["frame_shape"]
-    if len(shape) != 3 or shape[2] != 3:
+    if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
         raise ConfigError(f"dataset_params.frame_shape must be [height, width, 3], got {shape!r}")
-    warmup = config["train_params"]["segmentation_warmup"]
+    train = config["train_params"]
+    for key, bounds in (("adam_betas", (0.0, 1.0)),):
+        betas = train[key]
+        if len(betas) != 2 or not all(bounds[0] <= b < bounds[1] for b in betas):
+            raise ConfigError(f"train_params.{key} must be two numbers in [0, 1), got {betas!r}")
+    if not train["scales"]:
+        raise ConfigError("train_params.scales must list at least one scale, e.g. [1, 0.5]")
+    for scale in train["scales"]:
+        _downscale_stride(scale, "train_params.scales")
+    if any(m < 0 for m in train["epoch_milestones"]):
+        raise ConfigError(
+            f"train_params.epoch_milestones must be epochs >= 0, got {train['epoch_milestones']!r}"
+        )
+    if any(w < 0 for w in train["loss_weights"]["perceptual"]):
+        raise ConfigError(
+            f"train_params.loss_weights.perceptual must be >= 0, got {train['loss_weights']['perceptual']!r}"
+        )
+    warmup = train["segmentation_warmup"]
     if not (isinstance(warmup["epochs"], int) and warmup["epochs"] >= 0 and float(warmup["factor"]) > 0):
         raise ConfigError(
             f"train_params.segmentation_warmup needs epochs >= 0 (an int) and factor > 0, got {warmup!r}"
         )
-    n_perceptual = len(config["train_params"]["loss_weights"]["perceptual"])
+    n_perceptual = len(train["loss_weights"]["perceptual"])
     if n_perceptual != 5:
         raise ConfigError(
             "train_params.loss_weights.perceptual needs 5 weights "
@@ -220,15 +415,20 @@ def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"config file not found: {path}")
     with tf.io.gfile.GFile(path, "r") as f:
-        given = yaml.safe_load(f) or {}
+        try:
+            given = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: {_yaml_problem(e)}") from None
     if not isinstance(given, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     try:
-        return build_config(given, overrides)
+        config = build_config(given, overrides)
+        check_frame_size(config)
     except OverrideError:
         raise
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+    return config
 
 
 def save_config(config: Mapping[str, Any], path: str) -> None:
@@ -298,8 +498,20 @@ def _override_to_dict(config: Mapping[str, Any], override: str) -> dict[str, Any
         if not isinstance(node.get(part), dict):
             raise OverrideError(f"override {override!r}: '{part}' is not a config section")
         node = node[part]
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise OverrideError(f"override {override!r}: the value is not YAML ({_yaml_problem(e)})") from None
     return out
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error on one line: where (line, column, counted from 1) and what."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def _module_kwargs(config: Mapping[str, Any], section: str, common_keys: tuple[str, ...]) -> dict[str, Any]:

@@ -427,6 +427,7 @@ class Trainer:
             )
         self.chief = is_chief(self.strategy)
         # Before the data is read or the model built: a run directory of another run is refused.
+        config_lib.check_frame_size(self.config)
         check_run_dir(options.model_dir, self.config)
         self.dataset_fn = dataset_fn or default_dataset_fn(self.config, options.seed)
         if steps_per_epoch is None:
@@ -671,13 +672,15 @@ class Trainer:
         """Runs (or resumes) training to the configured end; returns what it did."""
         start_time = time.time()
         model_dir = self.options.model_dir.rstrip("/")
+        # Restored (or initial weights loaded) before anything is written: bad --init_weights
+        # leaves no run directory behind.
+        logging.info("%s", self.restore_or_initialise())
         tf.io.gfile.makedirs(model_dir)
         if self.chief:
             # The resolved config beside the checkpoints, so a run can be reproduced from them.
             tf.io.gfile.makedirs(self.checkpoint_dir)
             config_lib.save_config(self.config, f"{model_dir}/config.yaml")
             config_lib.save_config(self.config, f"{self.checkpoint_dir}/config.yaml")
-        logging.info("%s", self.restore_or_initialise())
         num_epochs = int(self.train_params["num_epochs"])
         if self.options.max_epochs is not None:
             num_epochs = min(num_epochs, int(self.options.max_epochs))

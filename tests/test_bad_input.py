@@ -5,6 +5,7 @@ share one process start each where they can (a TensorFlow start costs ~5 s).
 """
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -137,3 +138,68 @@ def test_coseg_train_on_a_run_with_another_k_stops_and_names_the_key(run, tmp_pa
     )
     _assert_refused(result, "coseg-train", str(run), "model_params.common_params.num_segments: 4 -> 6")
     assert _snapshot(run) == before
+
+
+# ----------------------------------------------------------------------------- config values
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("train_params.batch_size=abc", "train_params.batch_size must be an integer, got 'abc'"),
+        ("train_params.batch_size=0", "train_params.batch_size must be >= 1, got 0"),
+        ("train_params.batch_size=-4", "train_params.batch_size must be >= 1, got -4"),
+        ("train_params.batch_size=2.5", "train_params.batch_size must be an integer, got 2.5"),
+        ("train_params.lr_segmentation=abc", "train_params.lr_segmentation must be a number, got 'abc'"),
+        ("train_params.lr_reconstruction=0", "train_params.lr_reconstruction must be > 0, got 0"),
+        ("train_params.num_epochs=true", "train_params.num_epochs must be an integer, got True"),
+        ("train_params.scales=[1, 0.3]", "train_params.scales must be 1 or 1/n"),
+        ("train_params.scales=[1, a]", "train_params.scales must be a list, each item a number"),
+        ("train_params.adam_betas=[0.5]", "train_params.adam_betas must be two numbers in [0, 1)"),
+        ("model_params.common_params.estimate_affine_part=maybe", "must be true or false, got 'maybe'"),
+        ("model_params.segmentation_module_params.num_blocks=0", "num_blocks must be >= 1, got 0"),
+        ("dataset_params.frame_shape=[64, 64]", "dataset_params.frame_shape must be [height, width, 3]"),
+        ("dataset_params.root_dir=[a]", "dataset_params.root_dir must be a path (a string), got ['a']"),
+        ("train_params.batch_size=[4", "override 'train_params.batch_size=[4': the value is not YAML"),
+    ],
+)
+def test_a_bad_config_value_is_named(override, message):
+    with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
+        config_lib.build_config({}, [override])
+
+
+def test_a_number_yaml_reads_as_a_string_is_taken_as_the_number():
+    config = config_lib.build_config({"train_params": {"lr_segmentation": "2e-4", "scales": [1, "5e-1"]}})
+    assert config["train_params"]["lr_segmentation"] == 2e-4
+    assert config["train_params"]["scales"] == [1, 0.5]
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train_params:\n  batch_size: 4\n  scales: [1, 0.5\n")
+    with pytest.raises(config_lib.ConfigError) as raised:
+        config_lib.load_config(str(path))
+    where = rf"{re.escape(str(path))}: YAML syntax error at line \d+, column \d+: "
+    assert re.match(where, str(raised.value)), str(raised.value)
+
+
+@pytest.mark.parametrize("height,width", [(63, 63), (100, 60), (64, 40)])
+def test_a_frame_size_the_network_cannot_take_is_refused_with_the_sizes_that_work(height, width, tmp_path):
+    with pytest.raises(config_lib.ConfigError) as raised:
+        config_lib.load_config(
+            config_lib.packaged_config_path("tiny"), [f"dataset_params.frame_shape=[{height}, {width}, 3]"]
+        )
+    message = str(raised.value)
+    assert f"frame size {height}x{width} does not fit this model" in message
+    assert "2^num_blocks = 8" in message and "sizes that work: " in message
+
+
+def test_the_sizes_said_to_work_are_the_sizes_that_work():
+    """tiny: segmenter at 1/2 with a 3-level hourglass, generator 2 down blocks, loss down to 1/2."""
+    config = _config()
+    works = [s for s in range(1, 130) if config_lib.frame_size_problem(config, s, s) is None]
+    assert works == [32, 48, 64, 80, 96, 112, 128]
+    assert config_lib.frame_size_problem(config, 64, 96) is None
+    # What the segmenter alone needs (inference): ceil(size / 2) a multiple of 8.
+    alone = [s for s in range(1, 50) if config_lib.frame_size_problem(config, s, s, training=False) is None]
+    assert alone == [15, 16, 31, 32, 47, 48]
