@@ -82,7 +82,6 @@ class Look:
     mouth: tuple[float, float, float]  # half width, v, how far the lower lip drops
     neck: tuple[float, float]  # half width, length below the chin
     shoulders: tuple[float, float]  # half width, drop from the neck's base to the arms
-    top: float  # y of the hair's top at rest
     light: float  # +1 or -1: the shaded side of the face
     period: float  # the clothes' stripe period
     colors: np.ndarray  # uint8 [8, 2, 3]
@@ -148,7 +147,6 @@ def _look(rng: np.random.Generator, size: int) -> Look:
         ),
         neck=(face_w * rng.uniform(0.4, 0.55), face_h * rng.uniform(0.4, 0.65)),
         shoulders=(size * rng.uniform(0.3, 0.42), size * rng.uniform(0.1, 0.16)),
-        top=size * rng.uniform(0.06, 0.13),
         light=float(rng.choice([-1.0, 1.0])),
         period=max(2.5, size * rng.uniform(1 / 16, 1 / 10)),
         colors=_colors(rng),
@@ -228,11 +226,13 @@ def _blinks(rng: np.random.Generator, num_frames: int) -> np.ndarray:
 def _motion(rng: np.random.Generator, look: Look, size: int, num_frames: int) -> Motion:
     curves = synthetic.smooth_curves(rng, num_frames, 9)
     face_h = look.face[1]
-    # Rest position: the hair's top at `look.top`, the head centred over the neck's base.
-    base_y = look.top + look.hair[2] + face_h + 0.8 * face_h + look.neck[1]
+    # Framing per clip, as cameras place people: the hair's top at rest 4-22% of the frame
+    # down, the figure up to 15% off centre; the head centred over the neck's base.
+    base_y = size * rng.uniform(0.04, 0.22) + look.hair[2] + 1.8 * face_h + look.neck[1]
+    centre_x = size * (0.5 + rng.uniform(-0.15, 0.15))
     body_origin = np.stack(
         [
-            size / 2 + size * rng.uniform(0.015, 0.035) * curves[0],
+            centre_x + size * rng.uniform(0.015, 0.035) * curves[0],
             base_y + size * rng.uniform(0.005, 0.02) * curves[1],
         ],
         -1,
