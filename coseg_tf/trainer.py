@@ -40,6 +40,15 @@ from absl import logging
 
 from coseg_tf import config as config_lib
 from coseg_tf import geometry, visualize
+from coseg_tf.checkpoints import (
+    RunMismatchError,
+    check_run_dir,
+    load_initial_weights,
+    model_mismatch,
+    model_variables,
+    restore_newest_readable,
+    save_final,
+)
 from coseg_tf.config import PRECISIONS
 from coseg_tf.distribute import (
     STRATEGIES,
@@ -49,9 +58,8 @@ from coseg_tf.distribute import (
     make_strategy,
     resolve_precision,
 )
-from coseg_tf.errors import CosegError
 from coseg_tf.losses import EquivarianceTransform, random_warp
-from coseg_tf.model import CosegModel, build_model
+from coseg_tf.model import build_model
 
 # The learning-rate decay at each epoch milestone, as the original's MultiStepLR(gamma=0.1).
 MILESTONE_DECAY = 0.1
@@ -68,10 +76,6 @@ class NonFiniteLossError(RuntimeError):
 
 class TrainingInterrupted(RuntimeError):
     """SIGTERM/SIGINT: a checkpoint was written and training stopped; resume with the same command."""
-
-
-class RunMismatchError(CosegError):
-    """A model directory or checkpoint that holds another run or another model than requested."""
 
 
 @dataclasses.dataclass
@@ -159,181 +163,6 @@ def _format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def model_variables(model: keras.Model) -> dict[str, Any]:
-    """Every variable of the model keyed by its Keras path, for `tf.train.Checkpoint`.
-
-    Checkpointing the model object itself is not enough: tf.train.Checkpoint does not follow
-    Keras 3 layers kept in Python lists (the blocks of the hourglass and of the generator),
-    so their batch-norm statistics would silently be left out.
-    """
-    variables: dict[str, Any] = {}
-    for variable in model.weights:
-        if variable.path in variables:
-            raise ValueError(f"two model variables share the path {variable.path!r}")
-        variables[variable.path] = variable
-    return variables
-
-
-def _checkpoint_key(variable_path: str) -> str:
-    """The key of a `model_variables` entry in a checkpoint (tf.train escapes '.' and '/')."""
-    escaped = variable_path.replace(".", "..").replace("/", ".S")
-    return f"model_variables/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def model_mismatch(path: str, variables: Mapping[str, Any]) -> str | None:
-    """How a readable checkpoint's model differs from `variables` (None: it is the same model).
-
-    Args:
-      path: A checkpoint prefix whose index reads.
-      variables: The model's variables keyed by Keras path, as `model_variables` gives.
-
-    Returns:
-      The first variable the checkpoint lacks or holds with another shape, described, or None.
-
-    Raises:
-      tf.errors.OpError: If the checkpoint's index cannot be read (a damaged checkpoint).
-    """
-    shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-    for name, variable in variables.items():
-        saved = shapes.get(_checkpoint_key(name))
-        if saved is None:
-            return f"it has no variable {name}"
-        if list(saved) != list(variable.shape):
-            return f"its {name} has shape {list(saved)}, the model's {list(variable.shape)}"
-    return None
-
-
-def restore_newest_readable(
-    checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager
-) -> str | None:
-    """Restores the newest checkpoint that reads back completely; older ones are fallbacks.
-
-    TensorFlow writes a checkpoint's files first and its index (`checkpoint`) last, so a
-    crash while writing leaves the previous checkpoint as the latest. A newest checkpoint
-    that is damaged anyway (a truncated or overwritten file) is skipped with a warning. A
-    checkpoint that reads but holds another model (other variables or shapes) is no damage:
-    falling back would silently start the run afresh over it.
-
-    Args:
-      checkpoint: The objects to restore; its `model_variables` are compared first.
-      manager: The manager of the run's checkpoints.
-
-    Returns:
-      The restored checkpoint's path, or None if none reads back.
-
-    Raises:
-      RunMismatchError: If a checkpoint holds a different model.
-    """
-    variables = getattr(checkpoint, "model_variables", {})
-    for path in reversed(manager.checkpoints):
-        try:
-            mismatch = model_mismatch(path, variables)
-        except tf.errors.OpError:
-            mismatch = None  # damaged: the restore below says how and falls back
-        if mismatch:
-            raise RunMismatchError(
-                f"checkpoint {path} holds a different model ({mismatch}): train into another "
-                "--model_dir, or resume with the run's own config"
-            )
-        try:
-            checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError, OSError) as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            logging.warning("checkpoint %s is unreadable (%s); trying the previous one", path, first_line)
-            continue
-        return path
-    return None
-
-
-def load_initial_weights(model: CosegModel, path: str) -> str:
-    """Initial weights: an original `.pth.tar`/`.pth`/`.npz`, our checkpoint, or a `final/` dir."""
-    from coseg_tf.weights import load_original_weights
-
-    if path.endswith((".pth.tar", ".pth", ".tar", ".npz")):
-        report = load_original_weights(model.segmenter, model.generator, path)
-        return f"original weights {path}: {report.summary()}"
-    if tf.io.gfile.isdir(path):
-        final = path.rstrip("/")
-        if tf.io.gfile.exists(f"{final}/segmenter.weights.h5"):
-            try:
-                model.segmenter.load_weights(f"{final}/segmenter.weights.h5")
-                model.generator.load_weights(f"{final}/generator.weights.h5")
-            except ValueError as e:  # Keras names the layer whose weights do not fit
-                raise RunMismatchError(f"--init_weights {final} holds a different model: {e}") from None
-            return f"final weights from {final}"
-        for folder in (f"{final}/checkpoints", final):
-            latest = tf.train.latest_checkpoint(folder)
-            if latest:
-                path = latest
-                break
-        else:
-            raise FileNotFoundError(f"--init_weights {path}: no checkpoint or final weights in it")
-    if not tf.io.gfile.exists(f"{path}.index"):
-        raise FileNotFoundError(
-            f"--init_weights {path}: not found (neither an original checkpoint, a folder, nor a "
-            f"checkpoint prefix with {path}.index)"
-        )
-    variables = model_variables(model)
-    mismatch = model_mismatch(path, variables)
-    if mismatch:
-        raise RunMismatchError(f"--init_weights {path} holds a different model ({mismatch})")
-    status = tf.train.Checkpoint(model_variables=variables).restore(path).expect_partial()
-    status.assert_existing_objects_matched()
-    return f"model weights from checkpoint {path}"
-
-
-def save_final(model: CosegModel, config: Mapping[str, Any], directory: str) -> str:
-    """The trained modules where the export step looks: `<model_dir>/final/`.
-
-    `segmenter.keras` (the inference network alone, loadable with keras.models.load_model),
-    `model.keras` (everything, losses included), both modules' `.weights.h5` and the config.
-    """
-    tf.io.gfile.makedirs(directory)
-    model.segmenter.save(f"{directory}/segmenter.keras")
-    model.save(f"{directory}/model.keras")
-    model.segmenter.save_weights(f"{directory}/segmenter.weights.h5")
-    model.generator.save_weights(f"{directory}/generator.weights.h5")
-    config_lib.save_config(config, f"{directory}/config.yaml")
-    return directory
-
-
-def check_run_dir(model_dir: str, config: Mapping[str, Any]) -> None:
-    """Refuses to resume a run directory whose saved config describes another run.
-
-    Resuming with another config would restore nothing (other shapes) or train the old
-    weights under new settings, and overwrite the run's checkpoints and `config.yaml`.
-
-    Args:
-      model_dir: The run directory (`config.yaml` in it, if a run was started there).
-      config: The config the command would train with.
-
-    Raises:
-      RunMismatchError: If `<model_dir>/config.yaml` differs from `config` in a key that is
-        not in `config.RESUMABLE_KEYS`; the message names every such key.
-    """
-    import yaml
-
-    path = f"{model_dir.rstrip('/')}/config.yaml"
-    if not tf.io.gfile.exists(path):
-        return
-    with tf.io.gfile.GFile(path) as f:
-        try:
-            saved = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise RunMismatchError(f"{path} is not a readable config ({e}); is {model_dir} a run?") from None
-    if not isinstance(saved, Mapping):
-        raise RunMismatchError(f"{path} is not a config (no mapping at the top); is {model_dir} a run?")
-    differences = config_lib.run_config_differences(saved, config)
-    if differences:
-        raise RunMismatchError(
-            f"{model_dir} holds a run with another config ({path}); differing keys: "
-            f"{'; '.join(differences)}. Use another --model_dir, or the run's own config to resume it"
-        )
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -875,16 +704,23 @@ __all__ = [
     "PRECISIONS",
     "STRATEGIES",
     "NonFiniteLossError",
+    "RunMismatchError",
     "TrainOptions",
     "TrainResult",
     "Trainer",
     "TrainingInterrupted",
     "apply_mixed_precision",
+    "check_run_dir",
     "cpu_has_native_bf16",
     "is_chief",
     "learning_rate",
+    "load_initial_weights",
     "make_strategy",
+    "model_mismatch",
+    "model_variables",
     "resolve_precision",
     "restart_optimizer",
+    "restore_newest_readable",
+    "save_final",
     "train",
 ]

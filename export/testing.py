@@ -178,7 +178,7 @@ def trained_run(base: str) -> dict[str, Any]:
         config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
         config_lib.save_config(config, os.path.join(run_dir, "final", "config.yaml"))
         model.save(os.path.join(run_dir, "final", "model.keras"))
-        from coseg_tf.trainer import model_variables
+        from coseg_tf.checkpoints import model_variables
 
         # The trainer's checkpoint layout (its own function, so a format change shows here).
         tf.train.Checkpoint(model_variables=model_variables(model)).save(
