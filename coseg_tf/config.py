@@ -534,6 +534,28 @@ def generator_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     return _module_kwargs(config, "reconstruction_module_params", _GENERATOR_KEYS)
 
 
+def config_path(name_or_path: str | None) -> str | None:
+    """What a command's `--config` names: a YAML path (any `tf.io.gfile` path) or a packaged config.
+
+    Args:
+      name_or_path: An existing file, a `scheme://` path, a path ending in `.yaml`/`.yml`, the
+        name of a packaged config (e.g. `synthetic`, `vox-256-sem-10segments`), or None.
+
+    Returns:
+      The path to read (None for None: the command's default applies).
+
+    Raises:
+      FileNotFoundError: If it is neither a path nor a packaged config's name.
+    """
+    import os
+
+    if name_or_path is None:
+        return None
+    if os.path.exists(name_or_path) or "://" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        return name_or_path
+    return packaged_config_path(name_or_path)
+
+
 def packaged_config_path(name: str) -> str:
     """Path of a config shipped with the package, e.g. `synthetic` or `vox-256-sem-10segments`."""
     import importlib.resources

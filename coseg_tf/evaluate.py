@@ -38,6 +38,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import cli, ground_truth
+from coseg_tf import config as config_lib
 from coseg_tf import metrics as metrics_lib
 
 if TYPE_CHECKING:  # TensorFlow comes with the model, not for --help
@@ -514,7 +515,9 @@ def _run(argv: list[str]) -> None:
     reading = _flag_values(GROUND_TRUTH_FLAGS)
     cli.check_output_dir(FLAGS.output_dir, "--output_dir")  # before the work: a bad path fails fast
     splits = load_splits(FLAGS.data_format, FLAGS.data_dir, **reading)
-    segmenter = load_predictor(FLAGS.model, FLAGS.config, **_flag_values(KMEANS_FLAGS))
+    segmenter = load_predictor(
+        FLAGS.model, config_lib.config_path(FLAGS.config), **_flag_values(KMEANS_FLAGS)
+    )
     segmenter.set_batch_size(FLAGS.batch_size)
     results = evaluate(segmenter, splits, settings, FLAGS.data_format)
     os.makedirs(FLAGS.output_dir, exist_ok=True)

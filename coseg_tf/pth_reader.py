@@ -43,6 +43,10 @@ class UnsafeCheckpointError(CosegError):
     """The checkpoint's pickle names a global outside the allow-list; nothing from it was run."""
 
 
+class CheckpointReadError(CosegError):
+    """A file that is not a readable torch checkpoint (truncated, damaged or another format)."""
+
+
 class _Malformed(ValueError):
     """Internal: what is wrong with the file, before the file name is added."""
 
@@ -447,9 +451,9 @@ def _load_bytes(data: bytes, name: str) -> Any:
     except UnsafeCheckpointError:
         raise
     except (_Malformed, RecursionError) as exc:
-        raise ValueError(f"cannot read torch checkpoint {name}: {exc}") from None
+        raise CheckpointReadError(f"cannot read torch checkpoint {name}: {exc}") from None
     except Exception as exc:  # a hostile pickle can shape objects in ways not foreseen above
-        raise ValueError(
+        raise CheckpointReadError(
             f"cannot read torch checkpoint {name}: unexpected structure ({type(exc).__name__}: {exc})"
         ) from exc
 

@@ -21,6 +21,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import cli
+from coseg_tf import config as config_lib
 from coseg_tf.errors import CosegError
 
 FLAGS = flags.FLAGS
@@ -275,7 +276,7 @@ def _run(argv: list[str]) -> None:
     )
     cli.check_output_dir(FLAGS.output_dir, "--output_dir")
     items = collect_inputs(FLAGS.input, options.folders_as_videos)
-    segmenter = load_segmenter(FLAGS.model, FLAGS.config)
+    segmenter = load_segmenter(FLAGS.model, config_lib.config_path(FLAGS.config))
     segmenter.set_batch_size(FLAGS.batch_size)
     logging.info("segmenting %d input(s) with %s", len(items), segmenter)
     written = segment_all(segmenter, items, FLAGS.output_dir, options, FLAGS.batch_size)

@@ -20,6 +20,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import cli
+from coseg_tf import config as config_lib
 from coseg_tf.segment import InputFileError, read_frames, read_image
 
 FLAGS = flags.FLAGS
@@ -181,7 +182,7 @@ def _run(argv: list[str]) -> None:
         fps=FLAGS.fps,
     )
     cli.check_output_dir(os.path.dirname(FLAGS.output) or ".", "--output")
-    swapper = PartSwapper.load(FLAGS.model, FLAGS.config, batch_size=FLAGS.batch_size)
+    swapper = PartSwapper.load(FLAGS.model, config_lib.config_path(FLAGS.config), batch_size=FLAGS.batch_size)
     logging.info("part swap with %s", swapper.segmenter)
     info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
     height, width = info["size"]

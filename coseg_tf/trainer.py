@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import sys
 import threading
@@ -176,9 +175,7 @@ def resolve_config(
     `data_dir` is a path and is set as given: a `--set` value is parsed as YAML, which would
     cut a folder named `my data #1` at the `#` or read `a: b` as a mapping.
     """
-    path = name_or_path
-    if not os.path.exists(path) and "://" not in path and not path.endswith((".yaml", ".yml")):
-        path = config_lib.packaged_config_path(name_or_path)
+    path = config_lib.config_path(name_or_path)
     extra = list(overrides)
     if variant:
         extra.append(f"model_params.variant={variant}")

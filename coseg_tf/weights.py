@@ -167,10 +167,15 @@ def read_original_checkpoint(path: str) -> dict[str, Any]:
     An `.npz` holds `<module>/<state-dict key>` arrays, module being one of the layouts' names.
     """
     if path.endswith(".npz"):
+        import zipfile
+
         import tensorflow as tf
 
-        with tf.io.gfile.GFile(path, "rb") as f:
-            arrays = dict(np.load(f, allow_pickle=False))
+        try:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                arrays = dict(np.load(f, allow_pickle=False))
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # empty, truncated, foreign
+            raise WeightImportError(f"{path}: not a readable .npz of weights ({e})") from None
         nested: dict[str, dict[str, np.ndarray]] = {}
         for name, value in arrays.items():
             module, _, key = name.partition("/")

@@ -121,14 +121,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
-def _resolve_config(name: str | None) -> str | None:
-    if name is None or os.path.exists(name) or name.endswith((".yaml", ".yml")):
-        return name
-    from coseg_tf import config as config_lib
-
-    return config_lib.packaged_config_path(name)
-
-
 def _check_choices(values: list[str], allowed: tuple[str, ...], flag: str) -> None:
     unknown = [v for v in values if v not in allowed]
     if unknown:
@@ -158,7 +150,7 @@ def _export(argv: list[str]) -> int:
         part_swap_float16_mean_diff=FLAGS.max_part_swap_float16_mean_diff,
     )
 
-    model = model_files.load_model(FLAGS.model, _resolve_config(FLAGS.config))
+    model = model_files.load_model(FLAGS.model, config_lib.config_path(FLAGS.config))
     if FLAGS.set:
         model.config = config_lib.build_config(model.config, FLAGS.set)
     part_swap = FLAGS.part_swap and model.generator is not None
