@@ -114,7 +114,13 @@ def read_synthetic(
     info_path = video_io.join(root, "ground_truth", "info.json")
     if not video_io.exists(info_path):
         raise GroundTruthError(f"{root} is not a synthetic set: {info_path} not found (made by coseg-synth)")
-    info = json.loads(video_io.read_bytes(info_path))
+    try:
+        info = json.loads(video_io.read_bytes(info_path))
+    except ValueError as e:
+        raise GroundTruthError(f"{info_path}: not readable JSON ({e})") from None
+    missing = [key for key in ("size", "joint_names", "part_names") if key not in info]
+    if missing:
+        raise GroundTruthError(f"{info_path}: no {', '.join(missing)} (made by another coseg-synth?)")
     if layout is None:
         available = [f for f in _SYNTHETIC_LAYOUTS if video_io.isdir(video_io.join(root, f))]
         if not available:
@@ -134,6 +140,48 @@ def read_synthetic(
     return splits
 
 
+def read_synthetic_ground_truth(path: str, size: int, num_landmarks: int) -> dict[str, np.ndarray]:
+    """One synthetic video's ground truth, checked: `labels` [T, size, size], `landmarks` [T, J, 2],
+    `landmark_visible` [T, J].
+
+    Args:
+      path: The video's `ground_truth/<split>/<name>.npz`.
+      size: The set's frame size.
+      num_landmarks: J, the number of the set's landmarks (`info.json`'s joint names).
+
+    Returns:
+      The three arrays by name.
+
+    Raises:
+      GroundTruthError: If the file does not read as an .npz, or an array is missing or has
+        another shape or frame count than the others; the message names the file and array.
+    """
+    import zipfile
+
+    try:
+        with np.load(io.BytesIO(video_io.read_bytes(path))) as gt:
+            arrays = {name: gt[name] for name in gt.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise GroundTruthError(f"{path}: not a readable .npz of ground truth ({e})") from None
+    expected = {
+        "labels": ("T", size, size),
+        "landmarks": ("T", num_landmarks, 2),
+        "landmark_visible": ("T", num_landmarks),
+    }
+    for name, shape in expected.items():
+        if name not in arrays:
+            raise GroundTruthError(f"{path}: no array '{name}' (has {sorted(arrays)})")
+        got = arrays[name].shape
+        frames = arrays["labels"].shape[0] if arrays["labels"].ndim else -1
+        want = tuple(frames if d == "T" else d for d in shape)
+        if got != want:
+            described = "[" + ", ".join(str(d) for d in shape) + "]"
+            raise GroundTruthError(
+                f"{path}: array '{name}' has shape {list(got)}, expected {described} (T = {frames})"
+            )
+    return arrays
+
+
 def _synthetic_split(
     root: str, split: str, videos: list, size: int, frames_per_video: int, info: dict[str, Any]
 ) -> EvalSplit:
@@ -142,10 +190,10 @@ def _synthetic_split(
         gt_path = video_io.join(root, "ground_truth", split, f"{source.name}.npz")
         if not video_io.exists(gt_path):
             raise GroundTruthError(f"no ground truth {gt_path} for video {source.path}")
-        with np.load(io.BytesIO(video_io.read_bytes(gt_path))) as gt:
-            num_frames = gt["labels"].shape[0]
-            points = gt["landmarks"].astype(np.float64)
-            points[~gt["landmark_visible"]] = np.nan
+        gt = read_synthetic_ground_truth(gt_path, size, len(info["joint_names"]))
+        num_frames = gt["labels"].shape[0]
+        points = gt["landmarks"].astype(np.float64)
+        points[~gt["landmark_visible"].astype(bool)] = np.nan
         count = min(frames_per_video, num_frames)
         for t in np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(int)):
             items.append(f"{source.name}/{t:05d}")
@@ -163,8 +211,13 @@ def _synthetic_split(
                 source = videos[v]
                 frames = video_io.load_frames(source, (size, size))
                 gt_path = video_io.join(root, "ground_truth", split, f"{source.name}.npz")
-                with np.load(io.BytesIO(video_io.read_bytes(gt_path))) as gt:
-                    cache[v] = (frames, gt["labels"])
+                label_maps = read_synthetic_ground_truth(gt_path, size, len(info["joint_names"]))["labels"]
+                if len(frames) != len(label_maps):
+                    raise GroundTruthError(
+                        f"{gt_path}: array 'labels' has {len(label_maps)} frames, "
+                        f"the video {source.path} {len(frames)}"
+                    )
+                cache[v] = (frames, label_maps)
             frames, label_maps = cache[v]
             images.append(frames[t])
             labels.append(label_maps[t].astype(np.int32))

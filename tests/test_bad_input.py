@@ -203,3 +203,46 @@ def test_the_sizes_said_to_work_are_the_sizes_that_work():
     # What the segmenter alone needs (inference): ceil(size / 2) a multiple of 8.
     alone = [s for s in range(1, 50) if config_lib.frame_size_problem(config, s, s, training=False) is None]
     assert alone == [15, 16, 31, 32, 47, 48]
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+
+@pytest.fixture(scope="module")
+def synthetic_set(tmp_path_factory):
+    from coseg_tf.data.synthetic import generate_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synthetic") / "set"
+    generate_synthetic_dataset(str(root), num_videos=5, num_frames=4, size=SIZE, formats=("png",))
+    return root
+
+
+def _damage(root, change):
+    """Rewrites the first test video's ground truth through `change(arrays) -> arrays`."""
+    path = sorted((root / "ground_truth" / "test").glob("*.npz"))[0]
+    with np.load(path) as gt:
+        arrays = change({name: gt[name] for name in gt.files})
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change,array,problem",
+    [
+        (lambda a: {k: v for k, v in a.items() if k != "landmarks"}, "landmarks", "no array 'landmarks'"),
+        (lambda a: {**a, "labels": a["labels"][:, :16]}, "labels", f"has shape [4, 16, {SIZE}]"),
+        (lambda a: {**a, "landmark_visible": a["landmark_visible"][:2]}, "landmark_visible", "shape [2, "),
+        (lambda a: {k: v[:3] for k, v in a.items()}, "labels", "has 3 frames, the video"),
+    ],
+)
+def test_damaged_ground_truth_names_the_file_and_the_array(synthetic_set, tmp_path, change, array, problem):
+    from coseg_tf import ground_truth
+
+    root = tmp_path / "set"
+    shutil.copytree(synthetic_set, root)
+    path = _damage(root, change)
+    with pytest.raises(ground_truth.GroundTruthError) as raised:
+        splits = ground_truth.read_synthetic(str(root), frames_per_video=2)
+        splits["test"].load(list(range(len(splits["test"]))))
+    message = str(raised.value)
+    assert message.startswith(str(path)) and f"'{array}'" in message and problem in message, message
