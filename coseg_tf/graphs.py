@@ -17,16 +17,28 @@ from coseg_tf import geometry
 def segment(segmenter: keras.Model, images: tf.Tensor) -> dict[str, tf.Tensor]:
     """The segmenter's outputs plus the hard labels and the foreground probability.
 
-    `images` float32 [B, H, W, 3] in [0, 1]. Returns `segmentation` [B, h, w, K+1],
-    `parts` int32 [B, h, w] (argmax, 0 = background), `foreground` [B, h, w] (1 - background
-    probability), `shift` [B, K, 2] and `affine` [B, K, 2, 2].
+    Args:
+        segmenter: a `SegmentationModule`.
+        images: float32 [B, H, W, 3] in [0, 1] at the model's frame size.
+
+    Returns:
+        `segmentation` [B, h, w, K+1], `parts` int32 [B, h, w] (argmax, 0 = background),
+        `foreground` [B, h, w] (1 - background probability), `shift` [B, K, 2] and
+        `affine` [B, K, 2, 2], all float32 but `parts`.
     """
     out = segmenter(images, training=False)
     return with_labels(out)
 
 
 def with_labels(out: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """Adds `parts` and `foreground` to a segmenter output dict (computed from `segmentation`)."""
+    """Adds `parts` and `foreground` to a segmenter output dict.
+
+    Args:
+        out: a segmenter's outputs (`segmentation`, `shift`, `affine`), any float dtype.
+
+    Returns:
+        The outputs as float32 with `parts` and `foreground` computed from `segmentation`.
+    """
     segmentation = tf.cast(out["segmentation"], tf.float32)
     return {
         "segmentation": segmentation,
@@ -55,11 +67,22 @@ def part_swap(
     region edges stay smooth as the paper's continuous masks); features =
     mask * deformed source + (1 - mask) * target features, then decoded. With every part
     selected this is the generator's reconstruction of `target` from `source`; with none it
-    is the target's own auto-encoding. Returns `image` [B, H, W, 3] and `blend_mask` [B, h, w].
+    is the target's own auto-encoding.
 
-    The mask options of the original `part_swap.py` (trace-time, the exported signature uses
-    the defaults): `use_source_segmentation` takes the source's maps deformed into the target
-    frame by the same motion field as the features, `soft=False` their one-hot argmax.
+    Args:
+        segmenter: a `SegmentationModule`.
+        generator: the `ReconstructionModule` trained with it.
+        source: float32 [B, H, W, 3] in [0, 1], the frames the parts come from.
+        target: float32 [B, H, W, 3] in [0, 1], the frames they go into.
+        part_mask: float32 [B, K+1], the weight of each part (background first).
+        soft: blend with the soft maps (the default), else their one-hot argmax. A mask
+            option of the original `part_swap.py`, fixed at trace time; the exported
+            signature uses the defaults.
+        use_source_segmentation: take the source's maps deformed into the target frame by
+            the same motion field as the features, instead of the target's maps.
+
+    Returns:
+        `image` float32 [B, H, W, 3] and `blend_mask` [B, h, w] (1 = features from the source).
     """
     seg_source = segmenter(source, training=False)
     seg_target = segmenter(target, training=False)

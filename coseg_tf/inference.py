@@ -51,10 +51,20 @@ class ModelMismatchError(ModelLoadError):
 
 
 def as_images(images: Any, what: str = "images") -> np.ndarray:
-    """[N, H, W, 3] uint8 or float32 in [0, 1]; a single [H, W, 3] image gets N = 1.
+    """Checks images and gives them a batch axis.
 
     Float input must already be in [0, 1]: 0-255 values in a float array would otherwise
     saturate silently.
+
+    Args:
+        images: [N, H, W, 3] or one [H, W, 3] RGB image, uint8 or float in [0, 1].
+        what: how error messages name the images.
+
+    Returns:
+        [N, H, W, 3], uint8 as given or float32.
+
+    Raises:
+        InputError: another shape, an empty array, another dtype or floats outside [0, 1].
     """
     array = np.asarray(images)
     if array.ndim == 3:
@@ -87,12 +97,22 @@ def crop_box(height: int, width: int, frame_size: tuple[int, int]) -> tuple[int,
 
 
 def fit_frames(images: np.ndarray, frame_size: tuple[int, int] | None, crop: str = "none") -> np.ndarray:
-    """Frames from `as_images` brought to `frame_size` as float32 [N, h, w, 3] in [0, 1].
+    """Frames brought to the model's frame size, as every backend is fed.
 
-    `crop="none"` stretches the whole frame (as the training frames and the SavedModel do);
-    `"center"` first cuts the centred window of the model's aspect ratio. uint8 frames go
-    through the data pipeline's resize (area when shrinking), float ones through the same
-    interpolation rule in float.
+    uint8 frames go through the data pipeline's resize (area when shrinking), float ones
+    through the same interpolation rule in float.
+
+    Args:
+        images: frames from `as_images`.
+        frame_size: the model's (height, width); None keeps the frames' size.
+        crop: "none" stretches the whole frame (as the training frames and the SavedModel
+            do); "center" first cuts the centred window of the model's aspect ratio.
+
+    Returns:
+        float32 [N, h, w, 3] in [0, 1].
+
+    Raises:
+        InputError: an unknown `crop`.
     """
     if crop not in CROPS:
         raise InputError(f"crop must be one of {CROPS}, got {crop!r}")
@@ -184,7 +204,18 @@ class Segmenter:
         self.batch_size = self.fixed_batch or batch_size
 
     def segment(self, images: Any) -> Segmentation:
-        """Segments uint8/float RGB images [N, H, W, 3] or one [H, W, 3] image."""
+        """Segments images.
+
+        Args:
+            images: uint8 or float [0, 1] RGB images [N, H, W, 3], or one [H, W, 3] image;
+                any size (they are resized to the model's frame size here).
+
+        Returns:
+            The part maps, labels and keypoints of each image.
+
+        Raises:
+            InputError: images `as_images` refuses.
+        """
         array = as_images(images)
         input_size = (int(array.shape[1]), int(array.shape[2]))
         frames = fit_frames(array, self.frame_size)
@@ -360,10 +391,16 @@ def _find_key(node: Any, key: str) -> Any:
 
 
 def stored_num_segments(path: str) -> int | None:
-    """K as recorded in a model file (without building the model), or None when not found.
+    """K as recorded in a model file, read without building the model.
 
     Used to explain a failed load: a config with another K makes the weights not fit, and
     the loaders' own messages name a layer shape rather than the two numbers.
+
+    Args:
+        path: a model path (see `model_files.resolve_model_path`).
+
+    Returns:
+        K, or None when the file does not say (or cannot be read).
     """
     try:
         found = model_files.resolve_model_path(path, segmenter_alone=True)
@@ -392,7 +429,19 @@ def stored_num_segments(path: str) -> int | None:
 
 
 def load_keras_model(path: str, config_path: str | None = None) -> LoadedModel:
-    """`model_files.load_model`, with a model/config mismatch of K reported as such."""
+    """`model_files.load_model`, with a model/config mismatch of K reported as such.
+
+    Args:
+        path: a run folder, `.keras` file, checkpoint or original weights.
+        config_path: the run's config (see `model_files.load_model`).
+
+    Returns:
+        The loaded modules.
+
+    Raises:
+        ModelMismatchError: the file and the config disagree on K.
+        ModelLoadError: the model does not load otherwise.
+    """
     try:
         return load_model(path, config_path)
     except (ModelLoadError, ValueError) as error:
@@ -460,7 +509,18 @@ class SwapResult:
 
 
 def part_weights(parts: Sequence[int], num_segments: int) -> np.ndarray:
-    """float32 [K+1]: 1 for each chosen part id (0 = background, 1..K the parts), else 0."""
+    """The part selection of a swap as weights.
+
+    Args:
+        parts: part ids, 0 = background, 1..K the parts.
+        num_segments: K.
+
+    Returns:
+        float32 [K+1]: 1 for each chosen id, else 0.
+
+    Raises:
+        InputError: an id that is not an integer or not in 0..K.
+    """
     weights = np.zeros(num_segments + 1, np.float32)
     for part in parts:
         if isinstance(part, bool) or not isinstance(part, (int, np.integer)):
@@ -507,6 +567,11 @@ class PartSwapper:
 
     @classmethod
     def load(cls, path: str, config: str | None = None, batch_size: int = 8) -> PartSwapper:
+        """A swapper on the model at `path` (see `load_segmenter` for `path` and `config`).
+
+        Raises:
+            ModelLoadError: no model there, or one without what part swap needs.
+        """
         return cls(load_segmenter(path, config), batch_size)
 
     def _keras_function(self, soft: bool, use_source_segmentation: bool) -> Any:
@@ -541,11 +606,26 @@ class PartSwapper:
         use_source_segmentation: bool = False,
         crop: str = "none",
     ) -> SwapResult:
-        """The target frames with `parts` (ids, 0 = background) taken from `source_image`.
+        """The target frames with chosen parts taken from a source image.
 
-        Images are uint8 or float [0, 1]; `target_frames` [T, H, W, 3] (or one frame). Both
-        are cropped (`crop="center"`) and resized to the model's frame size. Swapping no
-        part gives the generator's auto-encoding of each target frame.
+        Swapping no part gives the generator's auto-encoding of each target frame.
+
+        Args:
+            source_image: one uint8 or float [0, 1] RGB image.
+            target_frames: [T, H, W, 3] (or one frame), uint8 or float [0, 1].
+            parts: the part ids to take from the source (0 = background).
+            soft: blend with soft part maps (else hard ones; Keras models only).
+            use_source_segmentation: the source's maps, deformed to each target, make the
+                blend mask instead of the target's (Keras models only).
+            crop: "none" stretches the frames to the model's frame size, "center" first cuts
+                the centred window of its aspect ratio.
+
+        Returns:
+            The swapped frames at the model's frame size, the blend masks and the frames as
+            the model saw them.
+
+        Raises:
+            InputError: bad images, part ids, or options the model cannot run.
         """
         weights = part_weights(parts, self.num_segments)
         source = fit_frames(as_images(source_image, "source image"), self.frame_size, crop)

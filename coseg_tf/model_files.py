@@ -259,8 +259,15 @@ def run_dir_keras(path: str, *, segmenter_alone: bool = False) -> str | None:
 
 
 def saved_model_version(path: str) -> str | None:
-    """`path` if it is a SavedModel, or the newest numbered version folder under it (TF Serving's
-    layout, as coseg-export writes it); None for neither."""
+    """The SavedModel a folder stands for.
+
+    Args:
+        path: a SavedModel folder, or a folder of numbered versions (TF Serving's layout, as
+            coseg-export writes it).
+
+    Returns:
+        `path` itself, the newest version holding a `saved_model.pb`, or None for neither.
+    """
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return path
     if not tf.io.gfile.isdir(path):

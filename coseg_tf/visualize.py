@@ -29,7 +29,14 @@ def _to_unit(image: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float [0, 1] (or uint8) pixels as uint8, rounded."""
+    """Pixels as uint8.
+
+    Args:
+        image: float in [0, 1] (clipped), or uint8 (returned as is).
+
+    Returns:
+        uint8, float values rounded to the nearest level.
+    """
     if image.dtype == np.uint8:
         return image
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -84,19 +91,42 @@ def overlay_parts(image: np.ndarray, segmentation: np.ndarray, alpha: float = 0.
 
 
 def palette(num_segments: int) -> np.ndarray:
-    """uint8 [K+1, 3]: row 0 (background) black, row k the colour of part k."""
+    """The palette as uint8 rows, background first.
+
+    Args:
+        num_segments: K.
+
+    Returns:
+        uint8 [K+1, 3]: row 0 (background) black, row k the colour of part k.
+    """
     return to_uint8(label_colors(np.arange(num_segments + 1), num_segments))
 
 
 def color_labels(labels: np.ndarray, num_segments: int) -> np.ndarray:
-    """A label map [H, W] (0 = background) as an RGB picture in the part colours."""
+    """A label map as an RGB picture in the part colours.
+
+    Args:
+        labels: int [H, W], 0 = background (ids above K are clipped to K).
+        num_segments: K.
+
+    Returns:
+        uint8 [H, W, 3].
+    """
     return palette(num_segments)[np.clip(labels, 0, num_segments)]
 
 
 def overlay(image: np.ndarray, soft: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """`image` [H, W, 3] tinted by the soft part maps `soft` [h, w, K+1] (resized to the image).
+    """A picture tinted by its soft part maps.
 
     Soft maps rather than labels, so uncertain borders show as blends of the parts' colours.
+
+    Args:
+        image: uint8 or float [0, 1] [H, W, 3].
+        soft: part probabilities [h, w, K+1] (channel 0 background), resized to the image.
+        alpha: opacity of the tint.
+
+    Returns:
+        uint8 [H, W, 3].
     """
     return to_uint8(overlay_parts(_to_unit(image), soft, alpha))
 
@@ -124,7 +154,16 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, radius: int = 3) ->
 
 
 def map_to_pixels(shift: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Corner-aligned [-1, 1] coordinates (the segmenter's shifts) as pixels of an H x W picture."""
+    """Corner-aligned [-1, 1] coordinates (the segmenter's shifts) as pixels of a picture.
+
+    Args:
+        shift: [..., 2] (x, y) in [-1, 1], -1 the centre of the first pixel.
+        height: the picture's height.
+        width: the picture's width.
+
+    Returns:
+        float32 [..., 2] (x, y) in pixels.
+    """
     shift = np.asarray(shift, np.float32)
     return np.stack([(shift[..., 0] + 1) / 2 * (width - 1), (shift[..., 1] + 1) / 2 * (height - 1)], -1)
 
@@ -155,7 +194,19 @@ def visual_grid(batch: Mapping[str, np.ndarray], out: Mapping[str, Any], kp_size
 
 
 def legend(num_segments: int, names: Sequence[str] | None = None, row_height: int = 22) -> np.ndarray:
-    """A picture listing each part id (0 = background) beside its colour swatch."""
+    """A picture listing each part id beside its colour swatch.
+
+    Args:
+        num_segments: K.
+        names: K + 1 names, background first (default: "background", "part 1", ...).
+        row_height: pixels per entry.
+
+    Returns:
+        uint8 [(K + 1) * row_height, W, 3].
+
+    Raises:
+        ValueError: `names` of another length.
+    """
     colours = palette(num_segments)
     labels = (
         list(names)
@@ -179,13 +230,32 @@ def legend(num_segments: int, names: Sequence[str] | None = None, row_height: in
 
 
 def mask_picture(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A blend mask [h, w] in [0, 1] as a grey RGB picture of `size` (white = taken from the source)."""
+    """A part-swap blend mask as a grey picture (white = taken from the source).
+
+    Args:
+        mask: float [h, w] in [0, 1].
+        size: (height, width) of the picture; the mask is resized to it.
+
+    Returns:
+        uint8 [height, width, 3].
+    """
     resized = cv2.resize(mask.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     return np.repeat(to_uint8(resized)[..., None], 3, axis=-1)
 
 
 def side_by_side(*pictures: np.ndarray, gap: int = 2) -> np.ndarray:
-    """Pictures of one height next to each other, separated by white columns."""
+    """Pictures of one height next to each other, separated by white columns.
+
+    Args:
+        *pictures: uint8 RGB pictures of one height.
+        gap: width of the white columns.
+
+    Returns:
+        uint8 [H, W, 3].
+
+    Raises:
+        ValueError: pictures of different heights.
+    """
     height = pictures[0].shape[0]
     if any(p.shape[0] != height for p in pictures):
         raise ValueError(f"pictures must have one height, got {[p.shape[:2] for p in pictures]}")
@@ -247,9 +317,16 @@ def write_png(path: str, image: np.ndarray) -> str:
 
 
 def video_fps(path: str, default: float = DEFAULT_FPS) -> float:
-    """The frame rate stored in a video file; `default` for frame folders, image strips, unknown rates.
+    """The frame rate stored in a video file.
 
     GIFs store per-frame durations in 10 ms steps; their rate is 1 / the first frame's duration.
+
+    Args:
+        path: a video file, frame folder or image strip (local or `tf.io.gfile`).
+        default: the rate of frame folders, image strips and files without one.
+
+    Returns:
+        Frames per second.
     """
     ext = os.path.splitext(path.rstrip("/"))[1].lower()
     if ext == ".gif":

@@ -1,6 +1,9 @@
 """setup.py's requirements: one TensorFlow distribution per environment, TensorBoard included."""
 
 import pathlib
+import runpy
+import types
+from unittest import mock
 
 import pytest
 from packaging.requirements import Requirement
@@ -12,11 +15,13 @@ TENSORFLOW_DISTRIBUTIONS = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", 
 
 @pytest.fixture(scope="module")
 def distribution():
-    from distutils.core import run_setup
+    """setup()'s arguments, as setup.py passes them (setup itself is not run)."""
+    import setuptools
 
-    import setuptools  # noqa: F401 - provides `distutils` where the standard library has none
-
-    return run_setup(str(REPO / "setup.py"), stop_after="init")
+    arguments = {}
+    with mock.patch.object(setuptools, "setup", lambda **kwargs: arguments.update(kwargs)):
+        runpy.run_path(str(REPO / "setup.py"))
+    return types.SimpleNamespace(**arguments)
 
 
 def _names(requirements):
