@@ -64,6 +64,8 @@ from coseg_tf.model import build_model
 MILESTONE_DECAY = 0.1
 # PyTorch's Adam epsilon (Keras' default is 1e-7).
 ADAM_EPSILON = 1e-8
+# A training budget below this many steps is warned about: too short to learn parts.
+TINY_BUDGET = 100
 FLOAT16_INITIAL_LOSS_SCALE = 2.0**10
 
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
@@ -87,7 +89,8 @@ class TrainOptions:
     xla: bool = False
     seed: int = 0
     init_weights: str | None = None
-    # Caps on top of the config's num_epochs: the run ends at whichever comes first.
+    # The budget in steps (counted from the run's start), whatever the config's num_epochs:
+    # more epochs are run if it needs them. max_epochs caps both. See `training_budget`.
     max_steps: int | None = None
     max_epochs: int | None = None
     # Checkpoint every N steps (0: only every `checkpoint_freq` epochs and at the end).
@@ -154,6 +157,27 @@ def _rows(x: tf.Tensor, start: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
         tf.concat([[start], tf.zeros([tf.rank(x) - 1], tf.int32)], 0),
         tf.concat([[size], tf.shape(x)[1:]], 0),
     )
+
+
+def training_budget(
+    num_epochs: int, steps_per_epoch: int, max_steps: int | None = None, max_epochs: int | None = None
+) -> tuple[int, int]:
+    """How long a run trains: (epochs, steps).
+
+    Args:
+      num_epochs: The config's `train_params.num_epochs`.
+      steps_per_epoch: Global steps in one epoch.
+      max_steps: `--steps`: the budget in steps; sets it, beyond num_epochs if need be.
+      max_epochs: `--epochs`: a cap on the epochs (of the config's or of `max_steps`'s).
+
+    Returns:
+      The number of epochs to enter and the global step to stop at.
+    """
+    if max_steps is None:
+        epochs = num_epochs if max_epochs is None else min(num_epochs, max_epochs)
+        return epochs, epochs * steps_per_epoch
+    steps = max_steps if max_epochs is None else min(max_steps, max_epochs * steps_per_epoch)
+    return -(-steps // steps_per_epoch), steps
 
 
 def _format_seconds(seconds: float) -> str:
@@ -507,12 +531,27 @@ class Trainer:
             tf.io.gfile.makedirs(self.checkpoint_dir)
             config_lib.save_config(self.config, f"{model_dir}/config.yaml")
             config_lib.save_config(self.config, f"{self.checkpoint_dir}/config.yaml")
-        num_epochs = int(self.train_params["num_epochs"])
-        if self.options.max_epochs is not None:
-            num_epochs = min(num_epochs, int(self.options.max_epochs))
-        total_steps = num_epochs * self.steps_per_epoch
-        if self.options.max_steps is not None:
-            total_steps = min(total_steps, int(self.options.max_steps))
+        num_epochs, total_steps = training_budget(
+            int(self.train_params["num_epochs"]),
+            self.steps_per_epoch,
+            self.options.max_steps,
+            self.options.max_epochs,
+        )
+        if self.chief:
+            logging.info(
+                "budget: %d steps (%d epochs of %d steps: %d pairs per epoch / global batch %d)",
+                total_steps,
+                num_epochs,
+                self.steps_per_epoch,
+                self.steps_per_epoch * self.global_batch,
+                self.global_batch,
+            )
+            if total_steps < TINY_BUDGET:
+                logging.warning(
+                    "a budget of %d steps is too short to learn parts (the packaged configs train "
+                    "thousands); give --steps, or raise train_params.num_epochs or num_repeats",
+                    total_steps,
+                )
         writer = tf.summary.create_file_writer(f"{model_dir}/logs/train") if self.chief else None
         if self.chief:
             self._write_run_info(model_dir, total_steps)
@@ -720,4 +759,5 @@ __all__ = [
     "restore_newest_readable",
     "save_final",
     "train",
+    "training_budget",
 ]

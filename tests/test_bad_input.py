@@ -246,3 +246,24 @@ def test_damaged_ground_truth_names_the_file_and_the_array(synthetic_set, tmp_pa
         splits["test"].load(list(range(len(splits["test"]))))
     message = str(raised.value)
     assert message.startswith(str(path)) and f"'{array}'" in message and problem in message, message
+
+
+# ----------------------------------------------------------------------------- training budget
+
+
+def test_steps_set_the_budget_beyond_the_configs_epochs():
+    budget = trainer_lib.training_budget
+    assert budget(1, 36) == (1, 36)
+    assert budget(1, 36, max_steps=100) == (3, 100)  # more epochs than the config's
+    assert budget(6, 36, max_steps=50) == (2, 50)  # and fewer steps
+    assert budget(6, 36, max_epochs=2) == (2, 72)
+    assert budget(1, 36, max_steps=100, max_epochs=2) == (2, 72)
+
+
+def test_training_past_the_configs_epochs_says_its_budget_and_warns_when_tiny(run, caplog):
+    with caplog.at_level("INFO", logger="absl"):
+        result = _trainer(run, _config(), max_steps=3).train()  # the config: 1 epoch of 2 steps
+    assert result.step == 3 and result.epoch == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert "budget: 3 steps (2 epochs of 2 steps: 4 pairs per epoch / global batch 2)" in messages
+    assert any(m.startswith("a budget of 3 steps is too short") for m in messages)
