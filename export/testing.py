@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from coseg_tf import config as config_lib
+from coseg_tf.data import video_io
 from coseg_tf.model import CosegModel, build_modules
 from coseg_tf.testing import run_module
 
@@ -61,13 +62,10 @@ def write_dataset(root: str, size: int = 64, videos: int = 3, frames: int = 6, s
     rng = np.random.default_rng(seed)
     for split in ("train", "test"):
         for v in range(videos):
-            folder = os.path.join(root, split, f"puppet{v}")
-            os.makedirs(folder, exist_ok=True)
             colours = puppet_colours(rng)
-            for t in range(frames):
-                image, _ = render_puppet(size, rng, colours)
-                png = tf.io.encode_png(tf.constant(np.round(image * 255).astype(np.uint8)))
-                tf.io.write_file(os.path.join(folder, f"{t:04d}.png"), png)
+            images = [render_puppet(size, rng, colours)[0] for _ in range(frames)]
+            video = np.round(np.stack(images) * 255).astype(np.uint8)
+            video_io.write_video(os.path.join(root, split, f"puppet{v}"), video, folder=True)
     return root
 
 
