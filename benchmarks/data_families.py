@@ -161,11 +161,10 @@ def score_family(family: str, models: list[str]) -> dict[str, Any]:
 
 def write_picture(families: list[str], path: str, count: int = 8) -> str:
     """Per family, `count` test frames spread over the split, and their part labels below."""
-    import cv2
     import numpy as np
 
     from coseg_tf import evaluate as evaluate_lib
-    from coseg_tf.visualize import color_labels
+    from coseg_tf import visualize
 
     rows = []
     for family in families:
@@ -173,12 +172,9 @@ def write_picture(families: list[str], path: str, count: int = 8) -> str:
             "test"
         ]
         batch = test.load(np.round(np.linspace(0, len(test) - 1, count)).astype(int).tolist())
-        rows.append(np.concatenate(list(batch.images), 1))
-        rows.append(np.concatenate([color_labels(lab, len(test.part_names) - 1) for lab in batch.labels], 1))
-    picture = np.concatenate(rows, 0)
-    picture = cv2.resize(picture, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    cv2.imwrite(path, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-    return path
+        rows.append(list(batch.images))
+        rows.append([visualize.color_labels(lab, len(test.part_names) - 1) for lab in batch.labels])
+    return visualize.write_png(path, visualize.grid(rows, zoom=2))
 
 
 def table(families: dict[str, Any]) -> list[str]:

@@ -53,10 +53,6 @@ def _read_rgb(path: str) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _write_rgb(path: str, image: np.ndarray) -> None:
-    cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-
-
 def _caption(picture: np.ndarray, text: str, height: int = 18) -> np.ndarray:
     """`picture` with a white band of text above it."""
     band = np.full((height, picture.shape[1], 3), 255, np.uint8)
@@ -139,7 +135,7 @@ def main(argv: list[str]) -> None:
     os.makedirs(frames_dir)
     picks = np.linspace(0, len(target) - 1, 4).round().astype(int)
     for i in picks:
-        _write_rgb(os.path.join(frames_dir, f"frame{i:03d}.png"), target[i])
+        visualize.write_png(os.path.join(frames_dir, f"frame{i:03d}.png"), target[i])
     seg_dir = os.path.join(workdir, "segment")
     _command(
         "coseg_tf.segment",
@@ -174,7 +170,7 @@ def main(argv: list[str]) -> None:
     target_video = os.path.join(workdir, "target.mp4")
     video_io.write_video(target_video, target, 12.5)
     source_png = os.path.join(workdir, "source.png")
-    _write_rgb(source_png, source)
+    visualize.write_png(source_png, source)
     swapped = os.path.join(workdir, "swapped.mp4")
     _command(
         "coseg_tf.swap",
