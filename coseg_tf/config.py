@@ -313,7 +313,9 @@ def frame_size_problem(
             (s for s in range(size - 1, 0, -1) if _size_fits(s, stride, hourglass, generator, smallest)), None
         )
         above = next(
-            s for s in range(size + 1, 8 * size + 64) if _size_fits(s, stride, hourglass, generator, smallest)
+            s
+            for s in range(size + 1, max(size, smallest) + stride * hourglass * generator + 1)
+            if _size_fits(s, stride, hourglass, generator, smallest)
         )
         nearest = [str(s) for s in (below, above) if s is not None]
         suggestions.append(f"{' or '.join(nearest)} instead of {size}")

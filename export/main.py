@@ -153,6 +153,9 @@ def _export(argv: list[str]) -> int:
     model = model_files.load_model(FLAGS.model, config_lib.config_path(FLAGS.config))
     if FLAGS.set:
         model.config = config_lib.build_config(model.config, FLAGS.set)
+    problem = config_lib.frame_size_problem(model.config, *size, training=False)
+    if "tflite" in FLAGS.formats and problem:
+        raise app.UsageError(f"--tflite_size={FLAGS.tflite_size}: {problem}")
     part_swap = FLAGS.part_swap and model.generator is not None
     if FLAGS.part_swap and model.generator is None:
         logging.warning("%s has no generator: part swap is not exported", model.source)

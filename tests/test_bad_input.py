@@ -26,14 +26,14 @@ def _config(*overrides):
     )
 
 
-def _frames(n, seed=0):
+def _frames(n, shape=(SIZE, SIZE), seed=0):
     rng = np.random.default_rng(seed)
-    return {k: rng.uniform(size=(n, SIZE, SIZE, 3)).astype(np.float32) for k in ("source", "target")}
+    return {k: rng.uniform(size=(n, *shape, 3)).astype(np.float32) for k in ("source", "target")}
 
 
 def _trainer(model_dir, config, steps_per_epoch=2, **options):
     batch = config["train_params"]["batch_size"]
-    data = _frames(batch * steps_per_epoch)
+    data = _frames(batch * steps_per_epoch, tuple(config["dataset_params"]["frame_shape"][:2]))
 
     def dataset_fn(context, epoch):
         return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
@@ -267,3 +267,38 @@ def test_training_past_the_configs_epochs_says_its_budget_and_warns_when_tiny(ru
     messages = [r.getMessage() for r in caplog.records]
     assert "budget: 3 steps (2 epochs of 2 steps: 4 pairs per epoch / global batch 2)" in messages
     assert any(m.startswith("a budget of 3 steps is too short") for m in messages)
+
+
+# ----------------------------------------------------------------------------- any frame size
+
+# Narrow layers: the architecture of a config at a fraction of its cost.
+NARROW = [
+    "model_params.segmentation_module_params.block_expansion=4",
+    "model_params.segmentation_module_params.max_features=16",
+    "model_params.reconstruction_module_params.block_expansion=4",
+    "model_params.reconstruction_module_params.max_features=16",
+    "model_params.reconstruction_module_params.num_bottleneck_blocks=1",
+    "model_params.common_params.sync_batch_norm=false",
+    "train_params.vgg_weights=none",
+    "train_params.batch_size=1",
+]
+
+
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        # VGG19 at 512x512 is most of the cost: the loss is taken at the smallest scale only.
+        ("vox-512-sem-10segments", ["train_params.scales=[0.125]"]),
+        ("tiny", ["dataset_params.frame_shape=[96, 48, 3]"]),
+    ],
+)
+def test_every_size_the_architecture_takes_trains(name, overrides, tmp_path):
+    config = config_lib.load_config(config_lib.packaged_config_path(name), [*overrides, *NARROW])
+    trainer = _trainer(tmp_path / "run", config, steps_per_epoch=2, checkpoint_every=0)
+    height, width = config["dataset_params"]["frame_shape"][:2]
+    batch = _frames(1, (height, width))
+    losses, applied = trainer.run_step(batch)
+    assert applied and all(np.isfinite(v) for v in losses.values()), losses
+    out = trainer.model.segmenter(batch["target"], training=False)
+    stride = round(1 / config["model_params"]["segmentation_module_params"]["scale_factor"])
+    assert out["segmentation"].shape[1:3] == (-(-height // stride), -(-width // stride))
