@@ -2,8 +2,11 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from coseg_tf.testing import quiet_env
 
@@ -28,9 +31,23 @@ def read_metrics(tmp_path) -> dict:
         return json.load(f)
 
 
-def test_report_has_foreground_precision_and_recall_and_rescore_recomputes(tmp_path):
-    done = run_quality(tmp_path)
+@pytest.fixture(scope="module")
+def kmeans_table(tmp_path_factory):
+    """The tiny set's k-means-only table, made once by the script (each run of it takes seconds)."""
+    base = tmp_path_factory.mktemp("kmeans_table")
+    done = run_quality(base)
     assert done.returncode == 0, done.stderr
+    return base
+
+
+def copy_table(kmeans_table, tmp_path) -> None:
+    """Puts a copy of the k-means table's workdir and results under `tmp_path`, as if run there."""
+    for folder in ("work", "results"):
+        shutil.copytree(kmeans_table / folder, tmp_path / folder)
+
+
+def test_report_has_foreground_precision_and_recall_and_rescore_recomputes(kmeans_table, tmp_path):
+    copy_table(kmeans_table, tmp_path)
     first = read_metrics(tmp_path)["foreground_iou"]
     assert 0.0 < first["precision"] <= 1.0 and 0.0 < first["recall"] <= 1.0
     report = (tmp_path / "results" / "quality.md").read_text()
@@ -74,8 +91,8 @@ def test_set_overrides_reach_the_report_and_a_bad_one_fails_before_any_work(tmp_
     assert not (bad / "work").exists()
 
 
-def test_a_run_trained_with_other_flags_is_not_mixed_into_the_table(tmp_path):
-    assert run_quality(tmp_path).returncode == 0
+def test_a_run_trained_with_other_flags_is_not_mixed_into_the_table(kmeans_table, tmp_path):
+    copy_table(kmeans_table, tmp_path)
     # A learned run left in the workdir by an earlier session with another --set.
     other = read_metrics(tmp_path)
     other["run"] = "full"
@@ -103,8 +120,8 @@ def test_a_run_trained_with_other_flags_is_not_mixed_into_the_table(tmp_path):
     )
 
 
-def test_seed_repeats_of_full_are_averaged_and_the_iou_target_is_judged_on_the_mean(tmp_path):
-    assert run_quality(tmp_path).returncode == 0
+def test_seed_repeats_of_full_are_averaged_and_the_iou_target_is_judged_on_the_mean(kmeans_table, tmp_path):
+    copy_table(kmeans_table, tmp_path)
     template = read_metrics(tmp_path)
 
     def plant(name: str, seed: int, iou: float) -> None:
@@ -162,8 +179,8 @@ def test_init_from_trains_each_run_on_from_a_finished_tables_weights(tmp_path):
     assert f"'init_from': '{first / 'work'}'" in done.stderr
 
 
-def test_init_from_is_checked_before_any_training(tmp_path):
-    assert run_quality(tmp_path).returncode == 0  # a table with data and k-means only
+def test_init_from_is_checked_before_any_training(kmeans_table, tmp_path):
+    copy_table(kmeans_table, tmp_path)  # a table with data and k-means only
     start = tmp_path / "work"
 
     def refused(workdir, *args: str) -> str:
