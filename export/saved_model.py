@@ -62,12 +62,13 @@ def _padded_shape(tensor: tf.Tensor, rank: int) -> tf.Tensor:
 
 
 def _checked_images(images: tf.Tensor, name: str, dtype_hint: str) -> tf.Tensor:
-    """`images` after checking rank 4, then 3 channels, then a non-empty frame."""
+    """`images` after checking rank 4, then 3 channels, then a non-empty batch and frame."""
     layout = f"{name} must be a [batch, height, width, 3] {dtype_hint} RGB tensor; got shape"
     raw_shape = tf.shape(images)
     shape = _padded_shape(images, 4)
     images = _guard(tf.equal(tf.rank(images), 4), images, layout, raw_shape)
     images = _guard(tf.equal(shape[3], 3), images, layout, raw_shape)
+    images = _guard(shape[0] > 0, images, f"{name}: the batch is empty (no images); got shape", raw_shape)
     images = _guard(shape[1:3] > 0, images, f"{name}: height and width must be > 0; got shape", raw_shape)
     images.set_shape([None, None, None, 3])
     return images
@@ -194,6 +195,9 @@ class ServingModule(tf.Module):
             images,
             "images must be a [batch] vector of encoded JPEG/PNG images (strings); got shape",
             tf.shape(images),
+        )
+        images = _guard(
+            tf.size(images) > 0, images, "images: the batch is empty (no images); got shape", tf.shape(images)
         )
         images.set_shape([None])
         height, width = self.frame_height, self.frame_width

@@ -258,6 +258,18 @@ BAD_INPUTS = [
     ("serving_default", {"images": np.full((1, 64, 64, 3), 255.0, np.float32)}, "must be in [0, 1]"),
     ("serving_default", {"images": np.full((1, 8, 8, 3), np.nan, np.float32)}, "must be in [0, 1]"),
     ("serving_default", {"images": np.zeros((1, 0, 64, 3), np.float32)}, "height and width must be > 0"),
+    ("serving_default", {"images": np.zeros((0, 64, 64, 3), np.float32)}, "images: the batch is empty"),
+    ("serve_uint8", {"images": np.zeros((0, 64, 64, 3), np.uint8)}, "images: the batch is empty"),
+    ("serve_bytes", {"images": np.zeros((0,), bytes)}, "images: the batch is empty"),
+    (
+        "part_swap",
+        {
+            "source": np.zeros((0, 64, 64, 3), np.float32),
+            "target": np.zeros((0, 64, 64, 3), np.float32),
+            "part_mask": np.zeros((0, 5), np.float32),
+        },
+        "source: the batch is empty",
+    ),
     ("serve_uint8", {"images": np.zeros((1, 2, 64, 64, 3), np.uint8)}, "must be a [batch, height, width, 3]"),
     ("serve_uint8", {"images": np.zeros((1, 64, 64, 1), np.uint8)}, "must be a [batch, height, width, 3]"),
     ("serve_bytes", {"images": np.array([b"not an image"])}, "is not a JPEG, PNG, GIF or BMP file"),
