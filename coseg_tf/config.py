@@ -35,8 +35,9 @@ DEFAULTS: dict[str, Any] = {
         },
         # Seed of the 80/20 train/test split of a root without train/ and test/ folders.
         "split_seed": 0,
-        # Source and target are two different frames (the original may draw the same frame twice).
-        "distinct_frames": True,
+        # False: the two frame indices are drawn with replacement and sorted, as the original
+        # (a pair may be one frame twice). True: always two different frames.
+        "distinct_frames": False,
         # Per-process memory for decoded videos (mp4/gif/stacked images); 0 decodes for every pair.
         "decoded_cache_mb": 1024,
     },
@@ -81,8 +82,10 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 20,
         "scales": [1, 0.5, 0.25, 0.125],
         "checkpoint_freq": 50,
-        # "imagenet" (keras.applications download), a path to a weights file, or "none".
-        "vgg_weights": "imagenet",
+        # The perceptual VGG19 (losses.PerceptualLoss): "torchvision" (the original's, with its
+        # input convention; a local `.pth`/`.npz` of it), "imagenet" (Keras' Caffe-converted
+        # one; a local `.h5`), or "none" (random, for smoke runs).
+        "vgg_weights": "torchvision",
         "transform_params": {"sigma_affine": 0.05, "sigma_tps": 0.005, "points_tps": 5},
         "loss_weights": {"equivariance": 10.0, "perceptual": [10.0, 10.0, 10.0, 10.0, 10.0]},
         # Training stops after this many consecutive steps with a non-finite loss or gradient

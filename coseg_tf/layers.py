@@ -26,9 +26,65 @@ def conv2d(filters: int, kernel_size: int, name: str, **kwargs: Any) -> keras.la
     return keras.layers.Conv2D(filters, kernel_size, padding="same", name=name, **kwargs)
 
 
-def batch_norm(sync: bool, name: str) -> keras.layers.BatchNormalization:
-    """Batch norm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5)."""
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=sync, name=name)
+# PyTorch's batch-norm momentum 0.1 weighs the new batch; Keras' momentum weighs the old average.
+TORCH_BATCH_NORM_MOMENTUM = 0.9
+TORCH_BATCH_NORM_EPSILON = 1e-5
+
+
+@keras.saving.register_keras_serializable(package="coseg_tf")
+class TorchBatchNorm(keras.layers.BatchNormalization):
+    """Batch norm that trains as PyTorch's: two-pass batch statistics, unbiased running variance.
+
+    Normalisation in training uses the biased batch variance in both frameworks, but PyTorch
+    accumulates `var * n / (n - 1)` into `running_var` (n values per channel, over every
+    replica when synchronised) where Keras accumulates `var`. At the segmenter's 2x2
+    bottleneck with batch 2 the two differ by 7/8, which every inference-mode output of a
+    trained model would carry. The variance is the mean squared deviation from the mean
+    (two passes, also across replicas): Keras' synchronised moments take E[x^2] - E[x]^2,
+    whose cancellation moved the training-parity gradients by up to 0.8% of their scale.
+    """
+
+    def _moments(self, inputs: tf.Tensor, mask: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+        if mask is not None:
+            return super()._moments(inputs, mask)
+        axes = list(range(len(inputs.shape) - 1))
+        context = tf.distribute.get_replica_context()
+        if not self.synchronized or context is None or context.num_replicas_in_sync == 1:
+            mean = tf.reduce_mean(inputs, axes)
+            return mean, tf.reduce_mean(tf.square(inputs - mean), axes)
+        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)
+        total, total_count = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.reduce_sum(inputs, axes), count]
+        )
+        mean = total / total_count
+        squares = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.square(inputs - mean), axes)
+        )
+        return mean, squares / total_count
+
+    def call(
+        self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None
+    ) -> tf.Tensor:
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)  # statistics in float32 under mixed precision, as Keras does
+        mean, variance = self._moments(x, None)
+        count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        context = tf.distribute.get_replica_context()
+        if self.synchronized and context is not None:
+            count *= context.num_replicas_in_sync
+        unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
+        out = tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+        return tf.cast(out, self.compute_dtype)
+
+
+def batch_norm(sync: bool, name: str) -> TorchBatchNorm:
+    """Batch norm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5) and updates."""
+    return TorchBatchNorm(
+        momentum=TORCH_BATCH_NORM_MOMENTUM, epsilon=TORCH_BATCH_NORM_EPSILON, synchronized=sync, name=name
+    )
 
 
 @keras.saving.register_keras_serializable(package="coseg_tf")

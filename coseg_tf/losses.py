@@ -13,6 +13,17 @@ from coseg_tf import geometry
 VGG_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 # keras.applications' VGG19 ImageNet weights expect Caffe inputs: BGR, 0-255, mean removed.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+# torchvision's VGG19 (the original's perceptual network) expects RGB in [0, 1], standardised.
+_TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+_TORCHVISION_STD = (0.229, 0.224, 0.225)
+# torchvision's ImageNet VGG19 state dict; its name carries the first 8 hex digits of its SHA-256.
+TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+# `features.{i}` of torchvision's VGG19 for each conv layer of keras.applications' VGG19.
+_TORCHVISION_CONV_INDEX = {
+    f"block{block}_conv{conv + 1}": index
+    for block, indices in enumerate(([0, 2], [5, 7], [10, 12, 14, 16], [19, 21, 23, 25], [28, 30, 32, 34]), 1)
+    for conv, index in enumerate(indices)
+}
 # Added to the thin-plate-spline distance inside the log, as the original.
 _TPS_EPS = 1e-6
 
@@ -26,8 +37,14 @@ def image_pyramid(image: tf.Tensor, scales: list[float] | tuple[float, ...]) -> 
 class PerceptualLoss(keras.layers.Layer):
     """Eq. (6) at every pyramid scale: weighted L1 between VGG19 relu1_1..relu5_1 features.
 
-    `vgg_weights` is "imagenet" (keras.applications downloads them on first use), a path to
-    a local VGG19 weights file, or "none" (random weights: for tests and smoke runs only).
+    `vgg_weights` picks the network and, with it, the input convention:
+    - "torchvision": torchvision's ImageNet VGG19, the original's perceptual network (downloaded
+      on first use); a path to a torchvision state dict (`.pth`, read without PyTorch, or an
+      `.npz` of its `features.{i}.weight`/`.bias` arrays) is the same network from a local file.
+      Input RGB in [0, 1] standardised by ImageNet's mean and std, as the original.
+    - "imagenet": keras.applications' Caffe-converted VGG19 (downloaded on first use); a path to
+      a Keras weights file (`.h5`) is the same from a local file. Input BGR, 0-255, mean removed.
+    - "none": random weights in the Keras convention (for tests and smoke runs).
     The VGG stops at the last layer with a non-zero weight, which makes a shallow loss (e.g.
     weights [10, 10, 10, 0, 0]) cheaper; zero-weighted layers before it are run, not summed.
     """
@@ -55,9 +72,14 @@ class PerceptualLoss(keras.layers.Layer):
         """The VGG layers the loss reads (those with a non-zero weight)."""
         return [name for name, _ in self._used]
 
+    @property
+    def convention(self) -> str:
+        """The input convention of the VGG weights: "torchvision" or "caffe"."""
+        return vgg_convention(self.vgg_weights)
+
     @staticmethod
     def _feature_extractor(vgg_weights: str, layers: list[str]) -> keras.Model:
-        is_file = vgg_weights not in ("imagenet", "none")
+        is_file = vgg_weights not in ("imagenet", "torchvision", "none")
         if is_file and not tf.io.gfile.exists(vgg_weights):
             raise FileNotFoundError(f"VGG19 weights file not found: {vgg_weights}")
         vgg = keras.applications.VGG19(
@@ -65,7 +87,11 @@ class PerceptualLoss(keras.layers.Layer):
             input_shape=(None, None, 3),
             weights="imagenet" if vgg_weights == "imagenet" else None,
         )
-        if is_file:
+        if vgg_weights == "torchvision":
+            assign_torchvision_vgg19(vgg, read_torchvision_vgg19(download_torchvision_vgg19()), layers[-1])
+        elif is_file and vgg_convention(vgg_weights) == "torchvision":
+            assign_torchvision_vgg19(vgg, read_torchvision_vgg19(vgg_weights), layers[-1])
+        elif is_file:
             vgg.load_weights(vgg_weights)
         features = keras.Model(
             vgg.input, [vgg.get_layer(name).output for name in layers], name="vgg19_features"
@@ -74,8 +100,12 @@ class PerceptualLoss(keras.layers.Layer):
         return features
 
     def _features(self, image: tf.Tensor) -> list[tf.Tensor]:
-        bgr = tf.reverse(tf.cast(image, tf.float32), axis=[-1]) * 255.0 - tf.constant(_CAFFE_BGR_MEAN)
-        return tf.nest.flatten(self.vgg(bgr, training=False))  # one layer comes back unlisted
+        image = tf.cast(image, tf.float32)
+        if self.convention == "torchvision":
+            x = (image - tf.constant(_TORCHVISION_MEAN)) / tf.constant(_TORCHVISION_STD)
+        else:
+            x = tf.reverse(image, axis=[-1]) * 255.0 - tf.constant(_CAFFE_BGR_MEAN)
+        return tf.nest.flatten(self.vgg(x, training=False))  # one layer comes back unlisted
 
     def call(self, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         predicted, real = image_pyramid(prediction, self.scales), image_pyramid(target, self.scales)
@@ -94,6 +124,82 @@ class PerceptualLoss(keras.layers.Layer):
             "layer_weights": self.layer_weights,
             "vgg_weights": self.vgg_weights,
         }
+
+
+def vgg_convention(vgg_weights: str) -> str:
+    """ "torchvision" for torchvision's VGG19 (by name, `.pth` or `.npz` file), else "caffe"."""
+    if vgg_weights == "torchvision" or str(vgg_weights).endswith((".pth", ".npz")):
+        return "torchvision"
+    return "caffe"
+
+
+def download_torchvision_vgg19() -> str:
+    """The local path of torchvision's ImageNet VGG19 state dict, downloaded into Keras' cache once.
+
+    Raises:
+        ValueError: if the downloaded file's SHA-256 does not start with the digits in its name.
+    """
+    import hashlib
+
+    name = TORCHVISION_VGG19_URL.rsplit("/", 1)[-1]
+    path = keras.utils.get_file(name, TORCHVISION_VGG19_URL, cache_subdir="models")
+    expected = name.rsplit("-", 1)[-1].split(".")[0]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(expected):
+        raise ValueError(
+            f"{path}: SHA-256 {digest.hexdigest()[:8]}... does not match {expected} (damaged download?)"
+        )
+    return path
+
+
+def read_torchvision_vgg19(path: str) -> dict[str, np.ndarray]:
+    """torchvision's VGG19 state dict as float32 arrays: a `.pth` (read without PyTorch) or `.npz`.
+
+    Raises:
+        ValueError: if the file holds no `features.*` arrays (not a VGG state dict).
+    """
+    if path.endswith(".npz"):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            arrays = dict(np.load(f, allow_pickle=False))
+    else:
+        from coseg_tf.pth_reader import read_torch_checkpoint
+
+        arrays = read_torch_checkpoint(path)
+        if not isinstance(arrays, dict):
+            raise ValueError(f"{path}: not a state dict (a {type(arrays).__name__})")
+    arrays = {str(k): np.asarray(v, np.float32) for k, v in arrays.items() if str(k).startswith("features.")}
+    if not arrays:
+        raise ValueError(f"{path}: no 'features.*' arrays: not a torchvision VGG19 state dict")
+    return arrays
+
+
+def assign_torchvision_vgg19(vgg: keras.Model, state: dict[str, np.ndarray], last_layer: str) -> None:
+    """Copies torchvision's `features.{i}` convs onto keras.applications' VGG19, up to `last_layer`.
+
+    Both networks are the same stack of 3x3 'same' convs with ReLU and 2x2 max pools, so only
+    the kernel layout changes ([out, in, kh, kw] -> [kh, kw, in, out]).
+
+    Raises:
+        ValueError: if an array that the loss needs is missing or has the wrong shape.
+    """
+    names = list(_TORCHVISION_CONV_INDEX)
+    for name in names[: names.index(last_layer) + 1]:
+        layer = vgg.get_layer(name)
+        index = _TORCHVISION_CONV_INDEX[name]
+        for param, variable, layout in (("weight", layer.kernel, (2, 3, 1, 0)), ("bias", layer.bias, (0,))):
+            key = f"features.{index}.{param}"
+            if key not in state:
+                raise ValueError(f"torchvision VGG19 state dict has no '{key}' (needed for {name})")
+            value = np.transpose(state[key], layout)
+            if value.shape != tuple(variable.shape):
+                raise ValueError(
+                    f"torchvision VGG19 '{key}': shape {state[key].shape} does not fit "
+                    f"{name} {tuple(variable.shape)}"
+                )
+            variable.assign(value)
 
 
 def random_warp(

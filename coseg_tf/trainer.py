@@ -59,6 +59,7 @@ from coseg_tf.distribute import (
 )
 from coseg_tf.losses import EquivarianceTransform, random_warp
 from coseg_tf.model import build_model
+from coseg_tf.optimizers import TorchAdam
 
 # The learning-rate decay at each epoch milestone, as the original's MultiStepLR(gamma=0.1).
 MILESTONE_DECAY = 0.1
@@ -302,7 +303,7 @@ class Trainer:
             ]
             self.optimizers = []
             for module, lr in zip(self.modules, self.base_lrs, strict=True):
-                optimizer = keras.optimizers.Adam(
+                optimizer = TorchAdam(
                     lr, beta_1=betas[0], beta_2=betas[1], epsilon=ADAM_EPSILON, name=f"adam_{module.name}"
                 )
                 if self.fp16:
@@ -369,12 +370,20 @@ class Trainer:
         grads = tape.gradient(scaled, variables)
         return losses, total, grads
 
-    def _replica_step(self, batch: dict[str, tf.Tensor], step: tf.Tensor, stop: tf.Tensor):
+    def _replica_step(
+        self,
+        batch: dict[str, tf.Tensor],
+        step: tf.Tensor,
+        stop: tf.Tensor,
+        transform: tuple[tf.Tensor, tf.Tensor] | None = None,
+    ):
         ctx = tf.distribute.get_replica_context()
         rid = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
-        theta, tps = global_transform(
-            self.options.seed, step, self.global_batch, self.train_params["transform_params"]
-        )
+        if transform is None:
+            transform = global_transform(
+                self.options.seed, step, self.global_batch, self.train_params["transform_params"]
+            )
+        theta, tps = transform
         start, size = rid * self.per_replica_batch, self.per_replica_batch
         theta, tps = _rows(theta, start, size), _rows(tps, start, size)
         # Batch-norm statistics before this step, put back if the step is skipped.
@@ -425,8 +434,10 @@ class Trainer:
 
         return tf.cond(ok, apply, skip)
 
-    def _distributed_step(self, batch, step: tf.Tensor, stop: tf.Tensor):
-        losses, applied, loss_ok, stop_all = self.strategy.run(self._replica_step, args=(batch, step, stop))
+    def _distributed_step(self, batch, step: tf.Tensor, stop: tf.Tensor, transform=None):
+        losses, applied, loss_ok, stop_all = self.strategy.run(
+            self._replica_step, args=(batch, step, stop, transform)
+        )
         first = self.strategy.experimental_local_results
         return (
             {k: first(v)[0] for k, v in losses.items()},
@@ -435,15 +446,26 @@ class Trainer:
             first(stop_all)[0],
         )
 
-    def run_step(self, batch: Mapping[str, Any]) -> tuple[dict[str, float], bool]:
+    def run_step(
+        self, batch: Mapping[str, Any], transform: tuple[Any, Any] | None = None
+    ) -> tuple[dict[str, float], bool]:
         """One training step on a given global batch (split across the replicas); for tests.
 
-        Returns the replica-averaged loss terms and whether the update was applied.
+        Args:
+            batch: `source` and `target` frames of the whole global batch.
+            transform: the equivariance warp of the whole global batch as (theta [G, 2, 3],
+                TPS weights [G, 1, P]), e.g. one recorded from the original; None draws it
+                from (seed, step) as training does.
+
+        Returns:
+            The replica-averaged loss terms and whether the update was applied.
         """
         dataset = tf.data.Dataset.from_tensor_slices(dict(batch)).batch(self.global_batch)
         local = next(iter(self.strategy.experimental_distribute_dataset(dataset)))
         step = tf.constant(int(self.step.numpy()), tf.int64)
-        losses, applied, _, _ = self._train_step(local, step, tf.constant(False))
+        if transform is not None:
+            transform = tuple(tf.convert_to_tensor(t, tf.float32) for t in transform)
+        losses, applied, _, _ = self._train_step(local, step, tf.constant(False), transform)
         self.step.assign_add(1)
         return {k: float(v) for k, v in losses.items()}, bool(applied)
 

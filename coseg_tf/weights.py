@@ -73,17 +73,60 @@ def _resolve(module: keras.layers.Layer, path: list[str], key: str) -> Any:
     return node
 
 
-def _to_keras(layer: Any, param: str, value: np.ndarray, key: str) -> tuple[Any, np.ndarray]:
-    if isinstance(layer, keras.layers.Conv2D):
-        if param == "weight":
-            return layer.kernel, np.transpose(value, (2, 3, 1, 0))  # [out,in,kh,kw] -> [kh,kw,in,out]
-        if param == "bias":
-            return layer.bias, value
-    elif isinstance(layer, keras.layers.BatchNormalization) and param in _BATCH_NORM_PARAMS:
-        return getattr(layer, _BATCH_NORM_PARAMS[param]), value
+# A conv kernel's axes: PyTorch [out, in, kh, kw] -> Keras [kh, kw, in, out], and back.
+_KERNEL_TO_KERAS = (2, 3, 1, 0)
+_KERNEL_TO_TORCH = (3, 2, 0, 1)
+
+
+def _variable_of(layer: Any, param: str, key: str) -> tuple[Any, bool]:
+    """The Keras variable of a state-dict parameter and whether it is a conv kernel."""
+    if isinstance(layer, keras.layers.Conv2D) and param in ("weight", "bias"):
+        return (layer.kernel, True) if param == "weight" else (layer.bias, False)
+    if isinstance(layer, keras.layers.BatchNormalization) and param in _BATCH_NORM_PARAMS:
+        return getattr(layer, _BATCH_NORM_PARAMS[param]), False
     raise WeightImportError(
         f"state-dict key '{key}': parameter '{param}' does not fit {type(layer).__name__}"
     )
+
+
+def _to_keras(layer: Any, param: str, value: np.ndarray, key: str) -> tuple[Any, np.ndarray]:
+    variable, is_kernel = _variable_of(layer, param, key)
+    return variable, np.transpose(value, _KERNEL_TO_KERAS) if is_kernel else value
+
+
+def state_dict_variables(
+    module: keras.Model, keys: list[str], *, fomm: bool = False
+) -> dict[str, tuple[Any, bool]]:
+    """The Keras variable behind each state-dict key, and whether it is a conv kernel.
+
+    The inverse direction of `assign_state_dict`: with `to_torch_layout` it reads a module's
+    values (or anything shaped like them, e.g. gradients) back under the original's names.
+
+    Args:
+        module: a built segmenter or generator.
+        keys: state-dict keys of the original (`num_batches_tracked` and the fixed
+            anti-aliasing kernel `down.weight` have no variable and are left out).
+        fomm: whether the keys use First Order Motion Model's head names.
+
+    Returns:
+        {key: (variable, is_kernel)}.
+
+    Raises:
+        WeightImportError: if a key has no counterpart in the module.
+    """
+    out = {}
+    for key in keys:
+        if key.endswith("num_batches_tracked") or key == "down.weight":
+            continue
+        *path, param = _keras_path(key, fomm)
+        out[key] = _variable_of(_resolve(module, path, key), param, key)
+    return out
+
+
+def to_torch_layout(value: Any, is_kernel: bool) -> np.ndarray:
+    """A Keras-layout array (a variable's value or its gradient) in PyTorch's layout."""
+    value = np.asarray(value)
+    return np.transpose(value, _KERNEL_TO_TORCH) if is_kernel else value
 
 
 def _keras_path(key: str, fomm: bool) -> list[str]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from coseg_tf import config as config_lib
 from coseg_tf.data import (
     DatasetStats,
     augment,
@@ -41,7 +42,9 @@ def layout_roots(tmp_path_factory):
 @pytest.mark.parametrize("layout", testing.LAYOUTS)
 def test_pairs_are_two_sorted_distinct_frames_of_one_video(layout_roots, layout):
     root = layout_roots[layout]
-    ds = make_pair_dataset(params(root), batch_size=4, num_repeats=4, include_metadata=True)
+    ds = make_pair_dataset(
+        params(root, distinct_frames=True), batch_size=4, num_repeats=4, include_metadata=True
+    )
     first = next(iter(ds))
     assert first["source"].shape == (4, 32, 32, 3) and first["source"].dtype == tf.float32
     ex = testing.collect(ds)
@@ -74,6 +77,8 @@ def test_frame_pairs_cover_the_video_uniformly(layout_roots):
 def test_same_frame_twice_only_without_distinct_frames(layout_roots):
     root = layout_roots["frames"]
     equal = 0
+    # The default is the original's draw: with replacement, so a pair may be one frame twice.
+    assert config_lib.DEFAULTS["dataset_params"]["distinct_frames"] is False
     for distinct in (True, False):
         ex = testing.collect(
             make_pair_dataset(
@@ -189,6 +194,27 @@ def test_time_flip_swaps_source_and_target(layout_roots):
         assert round(testing.frame_index_of(src)) == i and round(testing.frame_index_of(tgt)) == j
         swapped += i > j
     assert 0 < swapped < len(ex["source"])
+
+
+def test_time_and_horizontal_flip_are_exclusive_as_the_original():
+    # Frames whose halves differ, so that a mirror and a swap are both visible.
+    frames = np.zeros((2, 8, 8, 3), np.float32)
+    frames[0, :, :4] = 0.25
+    frames[1, :, :4] = 0.75
+    aug = {"flip_param": {"horizontal_flip": True, "time_flip": True}}
+    counts = collections.Counter()
+    for seed in range(400):
+        out, swapped = augment.augment_pair(tf.constant(frames), tf.constant(seed, tf.int64), aug)
+        out = out.numpy()
+        ordered = out[::-1] if bool(swapped) else out
+        mirrored = not np.array_equal(ordered, frames)
+        if mirrored:
+            np.testing.assert_array_equal(ordered[:, :, ::-1], frames)
+        counts[(bool(swapped), mirrored)] += 1
+    assert counts[(True, True)] == 0  # never both
+    # P(time) = 1/2, P(mirror) = 1/4, P(neither) = 1/4 (400 draws: sd about 9-10).
+    assert 160 < counts[(True, False)] < 240
+    assert 60 < counts[(False, True)] < 140 and 60 < counts[(False, False)] < 140
 
 
 def test_a_seed_fixes_the_stream_and_each_epoch_redraws(layout_roots):

@@ -1,7 +1,9 @@
 """Pair augmentation of the original `augmentation_params`, as stateless TF ops.
 
 Both frames of a pair get the same random draw (one flip decision, one set of jitter
-factors), so the motion between them is untouched; time flip swaps source and target.
+factors), so the motion between them is untouched; time flip swaps source and target. As in
+the original, the time flip is drawn first (p = 0.5) and the horizontal flip (p = 0.5) only
+for a pair that was not reversed in time.
 Randomness comes from a per-example int64 seed (stateless ops), which keeps the pipeline
 deterministic under parallel `map` for a given pipeline seed.
 
@@ -57,7 +59,9 @@ def augment_pair(
         swapped = _uniform(seed, _TIME_FLIP) < 0.5
         frames = tf.cond(swapped, lambda: tf.reverse(frames, axis=[0]), lambda: frames)
     if flips.get("horizontal_flip"):
-        flip = _uniform(seed, _H_FLIP) < 0.5
+        # As the original: a pair reversed in time is not also mirrored (mirrored in 1/4 of the
+        # pairs when both flips are on, in 1/2 with the horizontal flip alone).
+        flip = tf.logical_and(tf.logical_not(swapped), _uniform(seed, _H_FLIP) < 0.5)
         frames = tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
     ops = jitter_ops(seed, jitter)
     if ops:
