@@ -342,6 +342,9 @@ def _free_ports(n):
     return ports
 
 
+# Two worker processes on one machine: minutes of start-up and training on 2 cores. The
+# all-reduce they rely on is checked fast by the two-device test above.
+@pytest.mark.slow
 def test_multi_worker_on_loopback_trains_and_workers_agree(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -419,6 +422,9 @@ def _train_args(tmp_path, data_root, steps):
     ]
 
 
+# Two runs of the command, one killed: minutes on 2 cores. Exact resumption is checked fast in
+# process (test_resume_continues_exactly_where_training_stopped, the SIGTERM test).
+@pytest.mark.slow
 def test_training_killed_mid_run_resumes_to_the_same_step_count(tmp_path):
     data_root = _synthetic_videos(tmp_path, num_videos=4)
     env = quiet_env()
