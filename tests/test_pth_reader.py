@@ -441,3 +441,38 @@ def test_persistent_id_that_is_not_a_storage(tmp_path: pathlib.Path) -> None:
     obj = {"w": _Storage(("module", "x"))}
     path = write_zip(tmp_path / "pid.pth", dumps(obj), {})
     assert "not a torch storage record" in _read_error(path)
+
+
+def test_torchvision_vgg19_state_dict_runs_in_the_torchvision_convention(tmp_path: pathlib.Path) -> None:
+    # torchvision's VGG19 `.pth` (here the reference fixture's first conv, as torch would write
+    # it) becomes the perceptual network: relu1_1 of RGB in [0, 1] standardised by ImageNet's
+    # mean and std, the kernel moved from [out, in, kh, kw] to Keras' layout.
+    import tensorflow as tf
+
+    from coseg_tf.losses import PerceptualLoss
+
+    vgg = np.load(DATA.parents[2].parent / "shared/fixtures/reference_training/vgg19_features_float16.npz")
+
+    def strides(array: np.ndarray) -> tuple[int, ...]:
+        return tuple(int(s) // array.itemsize for s in array.strides)
+
+    state = {k: vgg[k].astype("<f4") for k in ("features.0.weight", "features.0.bias")}
+    records = {str(i): state[k].tobytes() for i, k in enumerate(state)}
+    obj = collections.OrderedDict(
+        (k, tensor("FloatStorage", str(i), int(v.size), 0, tuple(map(int, v.shape)), strides(v)))
+        for i, (k, v) in enumerate(state.items())
+    )
+    path = write_zip(tmp_path / "vgg19-local.pth", dumps(obj), records)  # plain ints, as torch pickles
+    loss = PerceptualLoss(scales=[1], layer_weights=[10, 0, 0, 0, 0], vgg_weights=str(path))
+    assert loss.convention == "torchvision"
+    image = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype(np.float32)
+    got = loss._features(tf.constant(image))[0].numpy()
+    normalised = (image - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    kernel = np.transpose(state["features.0.weight"], (2, 3, 1, 0))
+    expected = tf.nn.relu(
+        tf.nn.conv2d(normalised.astype(np.float32), kernel, 1, "SAME") + state["features.0.bias"]
+    ).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # A state dict without the arrays the loss needs is refused by name.
+    with pytest.raises(ValueError, match="features.2.weight"):
+        PerceptualLoss(scales=[1], layer_weights=[10, 10, 0, 0, 0], vgg_weights=str(path))
