@@ -7,6 +7,7 @@ share one process start each where they can (a TensorFlow start costs ~5 s).
 import os
 import re
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -302,3 +303,166 @@ def test_every_size_the_architecture_takes_trains(name, overrides, tmp_path):
     out = trainer.model.segmenter(batch["target"], training=False)
     stride = round(1 / config["model_params"]["segmentation_module_params"]["scale_factor"])
     assert out["segmentation"].shape[1:3] == (-(-height // stride), -(-width // stride))
+
+
+# ----------------------------------------------------------------------------- every command
+
+
+def _bad_files(folder):
+    """A truncated .pth.tar, a foreign .pth.tar, an empty .npz and a frame to segment."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / "whole.zip", "w") as archive:
+        archive.writestr("archive/data.pkl", b"x" * 4000)
+    (folder / "truncated.pth.tar").write_bytes((folder / "whole.zip").read_bytes()[:1000])
+    (folder / "foreign.pth.tar").write_bytes(b"<html>not a checkpoint</html>")
+    (folder / "empty.npz").write_bytes(b"")
+    (folder / "broken.yaml").write_text("train_params:\n  batch_size: [4\n")
+    (folder / "a_file").write_text("a file where a folder goes")
+    cv2.imwrite(str(folder / "frame.png"), np.zeros((SIZE, SIZE, 3), np.uint8))
+    return folder
+
+
+def _cases(files, out, synthetic_root):
+    """(module, command, args, culprits, path that must not be written) of each kind of bad input."""
+    train = ["--config=tiny", f"--data_dir={synthetic_root}/png", f"--model_dir={out}/run"]
+    sized = ["--set=train_params.batch_size=2", f"--set=dataset_params.frame_shape=[{SIZE},{SIZE},3]"]
+    segment = [f"--input={files}/frame.png", f"--output_dir={out}/parts", "--config=tiny"]
+    export = ["--config=tiny", f"--output_dir={out}/export", "--allow_random_samples"]
+    return [
+        ("coseg_tf.train", "coseg-train", [*train, *sized, "--steps=0"], ["--steps"], f"{out}/run"),
+        (
+            "coseg_tf.train",
+            "coseg-train",
+            [*train, "--set=train_params.batch_size=abc"],
+            ["batch_size", "abc"],
+            f"{out}/run",
+        ),
+        (
+            "coseg_tf.train",
+            "coseg-train",
+            [*train, "--set=train_params.batch_size=-2"],
+            ["batch_size", "-2"],
+            f"{out}/run",
+        ),
+        (
+            "coseg_tf.train",
+            "coseg-train",
+            [*train, "--set=train_params.lr_segmentation=abc"],
+            ["lr_segmentation"],
+            f"{out}/run",
+        ),
+        (
+            "coseg_tf.train",
+            "coseg-train",
+            [*train, "--set=dataset_params.frame_shape=[63,63,3]"],
+            ["63x63", "sizes that work"],
+            f"{out}/run",
+        ),
+        (
+            "coseg_tf.train",
+            "coseg-train",
+            [*train[1:], f"--config={files}/broken.yaml"],
+            ["broken.yaml", "line 3"],
+            f"{out}/run",
+        ),
+        (
+            "coseg_tf.train",
+            "coseg-train",
+            [*train[:2], f"--model_dir={files}/a_file", *sized],
+            ["a_file", "not a directory"],
+            None,
+        ),
+        (
+            "coseg_tf.train",
+            "coseg-train",
+            [*train, *sized, f"--init_weights={files}/foreign.pth.tar"],
+            ["foreign.pth.tar"],
+            f"{out}/run",
+        ),
+        (
+            "coseg_tf.segment",
+            "coseg-segment",
+            [*segment, f"--model={files}/truncated.pth.tar"],
+            ["truncated.pth.tar"],
+            f"{out}/parts",
+        ),
+        (
+            "coseg_tf.segment",
+            "coseg-segment",
+            [*segment, f"--model={files}/empty.npz"],
+            ["empty.npz"],
+            f"{out}/parts",
+        ),
+        (
+            "coseg_tf.segment",
+            "coseg-segment",
+            [*segment[::2], f"--output_dir={files}/a_file", f"--model={files}/empty.npz"],
+            ["a_file"],
+            None,
+        ),
+        (
+            "coseg_tf.segment",
+            "coseg-segment",
+            [*segment[1:], f"--input={files}/nope.png", f"--model={files}/empty.npz"],
+            ["nope.png"],
+            f"{out}/parts",
+        ),
+        (
+            "coseg_tf.export.main",
+            "coseg-export",
+            [*export, f"--model={files}/truncated.pth.tar"],
+            ["truncated.pth.tar"],
+            f"{out}/export",
+        ),
+        (
+            "coseg_tf.export.main",
+            "coseg-export",
+            [*export, f"--model={files}/foreign.pth.tar", "--tflite_size=63"],
+            ["foreign.pth.tar"],
+            f"{out}/export",
+        ),
+        (
+            "coseg_tf.evaluate",
+            "coseg-eval",
+            ["--model=kmeans", f"--data_dir={synthetic_root}", f"--output_dir={files}/a_file"],
+            ["a_file"],
+            None,
+        ),
+        (
+            "coseg_tf.data.make_synthetic",
+            "coseg-synth",
+            [f"--output_dir={files}/a_file/x", "--num_videos=2"],
+            ["a_file"],
+            None,
+        ),
+        (
+            "coseg_tf.data.prepare",
+            "coseg-prepare",
+            [f"--root_dir={files}/none", f"--output_dir={out}/records"],
+            ["none"],
+            f"{out}/records",
+        ),
+        (
+            "coseg_tf.demo",
+            "coseg-demo",
+            [f"--output_dir={out}/demo", "--steps=-1"],
+            ["--steps"],
+            f"{out}/demo",
+        ),
+    ]
+
+
+def test_every_command_refuses_bad_input_in_one_line(tmp_path, synthetic_set):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = _bad_files(tmp_path / "files")
+    out = tmp_path / "out"
+    cases = _cases(files, out, synthetic_set)
+    with ThreadPoolExecutor(2) as pool:  # the machine's two cores; each process is mostly start-up
+        results = list(pool.map(lambda case: run_module(case[0], case[2], timeout=240), cases))
+    for (_, command, args, culprits, written), result in zip(cases, results, strict=True):
+        _assert_refused(result, command, *culprits)
+        assert written is None or not os.path.exists(written), (args, os.listdir(os.path.dirname(written)))
+    assert (files / "a_file").read_text() == "a file where a folder goes"

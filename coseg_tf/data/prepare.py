@@ -56,10 +56,15 @@ def dataset_params_from_flags() -> dict:
 
 def _run(argv: list[str]) -> None:
     del argv
+    from coseg_tf.data import video_io
     from coseg_tf.data.catalog import DatasetStats
     from coseg_tf.data.tfrecords import convert_to_tfrecords
 
     params = dataset_params_from_flags()
+    cli.check_output_dir(FLAGS.output_dir, "--output_dir")
+    # Checked before the output folder is made, which the conversion does first.
+    if not video_io.isdir(params["root_dir"]):
+        raise video_io.DatasetError(f"source root_dir {params['root_dir']} does not exist or is not a folder")
     stats = DatasetStats(params["root_dir"])
     start = time.time()
     manifest = convert_to_tfrecords(
