@@ -466,3 +466,13 @@ def test_every_command_refuses_bad_input_in_one_line(tmp_path, synthetic_set):
         _assert_refused(result, command, *culprits)
         assert written is None or not os.path.exists(written), (args, os.listdir(os.path.dirname(written)))
     assert (files / "a_file").read_text() == "a file where a folder goes"
+
+
+def test_an_old_flag_spelling_still_works_and_warns(tmp_path):
+    result = run_module(
+        "coseg_tf.data.make_synthetic",
+        [f"--out_dir={tmp_path / 'set'}", "--num_videos=2", "--num_frames=2", "--size=32", "--formats=png"],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--out_dir is deprecated: use --output_dir" in result.stderr
+    assert (tmp_path / "set" / "png").is_dir()
