@@ -1,6 +1,11 @@
 """Training speed: steps/s and images/s of full training steps, fp32 vs bf16 vs XLA, side by side.
 
   python benchmarks/training_speed.py [--sizes=64,256] [--modes=fp32,bf16,xla] [--json=out.json]
+      [--baseline=REV]
+
+`--baseline=REV` also times every case with the code of git revision REV (checked out into a
+temporary worktree and run there in a subprocess, case by case alternating with this tree's),
+so that a speed change is measured against its starting point in one run, on one machine.
 
 64x64: the synthetic config (its batch size); 256x256: the paper's Tai-Chi config at batch 4
 (the original PyTorch implementation takes about 8.5 s per step there on 2 CPU threads).
@@ -30,6 +35,9 @@ flags.DEFINE_list("modes", ["fp32", "bf16", "xla"], "fp32, bf16 (mixed_bfloat16)
 flags.DEFINE_integer("warmup", 2, "Untimed steps per case.")
 flags.DEFINE_integer("steps", 4, "Timed steps per case.")
 flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+flags.DEFINE_string(
+    "baseline", None, "A git revision to time side by side with this tree (e.g. a956108); needs git."
+)
 
 REFERENCE_SECONDS_PER_STEP_256 = 8.5  # original PyTorch, paper config, 256x256, batch 4, 2 threads
 
@@ -86,22 +94,77 @@ def measure(size: str, mode: str, warmup: int, steps: int) -> dict:
     }
 
 
+def measure_baseline(worktree: str, size: str, mode: str, warmup: int, steps: int) -> dict:
+    """One case timed with the code of a checked-out revision, in a subprocess of its own."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = os.path.join(scratch, "baseline.json")
+        command = [sys.executable, os.path.join(worktree, "benchmarks", "training_speed.py")]
+        command += [
+            f"--sizes={size}",
+            f"--modes={mode}",
+            f"--warmup={warmup}",
+            f"--steps={steps}",
+            f"--json={out}",
+        ]
+        # The revision's package first on the path, ahead of this tree's (editable) install.
+        env = {**os.environ, "PYTHONPATH": worktree}
+        subprocess.run(command, cwd=worktree, env=env, check=True, stdout=subprocess.DEVNULL)
+        with open(out) as f:
+            return json.load(f)["results"][0]
+
+
+def checkout(revision: str, directory: str) -> str:
+    """A detached worktree of `revision` in `directory`; returns the full commit hash."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        cwd=here,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", directory, commit], cwd=here, check=True, capture_output=True
+    )
+    return commit
+
+
+def remove_checkout(directory: str) -> None:
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", directory], cwd=here, check=False, capture_output=True
+    )
+
+
 def table(results: list[dict]) -> str:
     lines = [
         f"{'size':>5} {'config':<16} {'mode':<5} {'batch':>5} {'s/step':>8} {'steps/s':>8} {'img/s':>8} "
         f"{'vs fp32':>8} {'vs PyTorch':>10}"
     ]
-    fp32 = {r["size"]: r["seconds_per_step"] for r in results if r["mode"] == "fp32"}
+    fp32 = {r["size"]: r["seconds_per_step"] for r in results if r["mode"] == "fp32" and "code" not in r}
+    baseline = {(r["size"], r["mode"]): r["seconds_per_step"] for r in results if "code" in r}
+    if baseline:
+        lines[0] += f" {'vs base':>8}"
     for r in results:
         speedup = fp32.get(r["size"], float("nan")) / r["seconds_per_step"]
         reference = (
             REFERENCE_SECONDS_PER_STEP_256 / r["seconds_per_step"] if r["size"] == 256 else float("nan")
         )
-        lines.append(
-            f"{r['size']:>5} {r['config']:<16} {r['mode']:<5} {r['batch']:>5} {r['seconds_per_step']:>8.3f} "
+        mode = r["mode"] if "code" not in r else f"{r['mode']}@{r['code'][:7]}"
+        line = (
+            f"{r['size']:>5} {r['config']:<16} {mode:<5} {r['batch']:>5} {r['seconds_per_step']:>8.3f} "
             f"{r['steps_per_second']:>8.3f} {r['images_per_second']:>8.2f} {speedup:>7.2f}x "
             + (f"{reference:>9.2f}x" if reference == reference else f"{'-':>10}")
         )
+        if baseline and "code" not in r:
+            line += f" {baseline.get((r['size'], r['mode']), float('nan')) / r['seconds_per_step']:>7.2f}x"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -110,11 +173,25 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     results = []
-    for size in FLAGS.sizes:
-        for mode in FLAGS.modes:
-            print(f"measuring {size}x{size} {mode} ...", file=sys.stderr, flush=True)
-            results.append(measure(size, mode, FLAGS.warmup, FLAGS.steps))
+    worktree = tempfile.mkdtemp(prefix="training_speed_baseline_") if FLAGS.baseline else None
+    commit = None
+    try:
+        if worktree:
+            os.rmdir(worktree)  # git creates it
+            commit = checkout(FLAGS.baseline, worktree)
+        for size in FLAGS.sizes:
+            for mode in FLAGS.modes:
+                if worktree:
+                    print(f"measuring {size}x{size} {mode} at {commit[:7]} ...", file=sys.stderr, flush=True)
+                    base = measure_baseline(worktree, size, mode, FLAGS.warmup, FLAGS.steps)
+                    results.append({**base, "code": commit})
+                print(f"measuring {size}x{size} {mode} ...", file=sys.stderr, flush=True)
+                results.append(measure(size, mode, FLAGS.warmup, FLAGS.steps))
+    finally:
+        if worktree:
+            remove_checkout(worktree)
     report = {
+        "baseline": commit,
         "results": results,
         "tensorflow": tf.__version__,
         "cpu_threads": os.cpu_count(),
