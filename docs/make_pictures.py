@@ -33,7 +33,7 @@ flags.DEFINE_string("model", str(REPO / "runs/demo/model"), "Trained run dir; th
 flags.DEFINE_string("data", str(REPO / "runs/demo/data/png/test"), "Held-out videos of the model's data set.")
 flags.DEFINE_list("parts", None, "Part ids to swap (default: 1,3,4 for the tiny model, 1,2 otherwise).")
 flags.DEFINE_string("out", str(REPO / "docs"), "Where the two PNGs go.")
-flags.DEFINE_integer("generator_steps", 600, "Tiny model only: generator fitting steps (the tests use 100).")
+flags.DEFINE_integer("generator_steps", 600, "Tiny model only: generator fitting steps (the tests use 50).")
 flags.DEFINE_integer("zoom", 3, "Nearest-neighbour enlargement of the (small) frames.")
 
 

@@ -48,7 +48,7 @@ def look(rng: np.random.Generator, other: bool) -> np.ndarray:
     return np.clip(OTHER_LOOK + rng.uniform(-0.05, 0.05, OTHER_LOOK.shape), 0, 1).astype(np.float32)
 
 
-def fit_parts_two_looks(segmenter: keras.Model, steps: int = 80, seed: int = 2) -> tuple[float, float]:
+def fit_parts_two_looks(segmenter: keras.Model, steps: int = 40, seed: int = 2) -> tuple[float, float]:
     """Supervised parts and anchors on puppets of both looks; returns (pixel accuracy, anchor MSE).
 
     The part maps are fitted to the labels (export/testing's fit_segmenter did so for one
@@ -122,7 +122,7 @@ def fit_generator_two_looks(
     return float(loss)
 
 
-def fit_swap_model(keras_path: str, generator_steps: int = 100) -> LoadedModel:
+def fit_swap_model(keras_path: str, generator_steps: int = 50) -> LoadedModel:
     """A copy of the test model fitted to puppets of two looks (docs/make_pictures.py uses it too)."""
     keras.utils.set_random_seed(1)
     model = load_model(keras_path)
