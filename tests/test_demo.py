@@ -30,6 +30,6 @@ def test_demo_export_failure_keeps_the_results_and_exits_1(tmp_path):
     (workdir / "export").write_text("a file where the export folder goes")
     done = run_module("coseg_tf.demo", args, timeout=600)
     assert done.returncode == 1
-    assert "export:        FAILED" in done.stdout and "is not a directory" in done.stderr
+    assert "export:        FAILED" in done.stdout and "is a file, not a directory" in done.stderr
     results = json.loads((workdir / "results.json").read_text())
     assert results["export"] is None and results["steps"] == 2
