@@ -132,7 +132,7 @@ def write_picture(picks: list, path: str, num_segments: int, scale: int = 4) -> 
     return visualize.write_png(path, visualize.grid(rows, border=1, zoom=scale))
 
 
-def export_model(model_dir: str, output_dir: str, frame_size: int) -> bool:
+def export_model(model_dir: str, output_dir: str, frame_size: tuple[int, int]) -> bool:
     """`coseg-export` of the run, as a user runs it; False (and its error shown) if it fails.
 
     A separate process: the export defines its own flags, and a failed export must not lose
