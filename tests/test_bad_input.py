@@ -324,7 +324,7 @@ def _bad_files(folder):
     return folder
 
 
-def _cases(files, out, synthetic_root):
+def _cases(files, out, synthetic_root, original):
     """(module, command, args, culprits, path that must not be written) of each kind of bad input.
 
     Config values are tested in-process above; here each kind reaches each command once.
@@ -413,6 +413,13 @@ def _cases(files, out, synthetic_root):
             f"{out}/export",
         ),
         (
+            "coseg_tf.export.main",
+            "coseg-export",
+            [*export, f"--model={original}"],  # another model's widths than tiny's
+            ["state-dict key", "does not fit the model's"],
+            f"{out}/export",
+        ),
+        (
             "coseg_tf.evaluate",
             "coseg-eval",
             ["--model=kmeans", f"--data_dir={synthetic_root}", f"--output_dir={files}/a_file"],
@@ -443,12 +450,12 @@ def _cases(files, out, synthetic_root):
     ]
 
 
-def test_every_command_refuses_bad_input_in_one_line(tmp_path, synthetic_set):
+def test_every_command_refuses_bad_input_in_one_line(tmp_path, synthetic_set, parity_dir):
     from concurrent.futures import ThreadPoolExecutor
 
     files = _bad_files(tmp_path / "files")
     out = tmp_path / "out"
-    cases = _cases(files, out, synthetic_set)
+    cases = _cases(files, out, synthetic_set, parity_dir / "full.pth.tar")
     with ThreadPoolExecutor(2) as pool:  # the machine's two cores; each process is mostly start-up
         results = list(pool.map(lambda case: run_module(case[0], case[2], timeout=240), cases))
     for (_, command, args, culprits, written), result in zip(cases, results, strict=True):
