@@ -110,6 +110,26 @@ def evaluate(segmenter, dataset_params: dict, data_root: str) -> tuple[float, di
     return float(per_frame.mean()), {"frames": int(per_frame.size), "videos": len(ious), "picks": picks}
 
 
+def part_scores(model_dir: str, data_root: str) -> dict[str, float]:
+    """The part figures of `coseg-eval` on the held-out puppets (8 frames a video), as it scores them.
+
+    NMI and ARI inside the foreground (pooled), issue 21's per-frame part NMI, and the landmark
+    error of a linear regression from part centroids fitted on the training videos.
+    """
+    from coseg_tf import evaluate as evaluate_lib
+
+    segmenter = evaluate_lib.load_predictor(model_dir)
+    splits = evaluate_lib.load_splits("synthetic", data_root, frames_per_video=8)
+    results = evaluate_lib.evaluate(segmenter, splits, evaluate_lib.EvalSettings())
+    parts, landmarks = results["parts"], results["landmark_regression"]
+    return {
+        "nmi_foreground": parts["nmi_foreground"],
+        "ari_foreground": parts["ari_foreground"],
+        "part_nmi_fg": parts["part_nmi_fg"],
+        "landmark_mae_sum_256": landmarks["mae_sum_256"] if landmarks["available"] else float("nan"),
+    }
+
+
 def write_picture(picks: list, path: str, num_segments: int, scale: int = 4) -> str:
     """Rows of [frame | predicted parts over it | predicted part map | ground-truth part map]."""
     import cv2
@@ -187,6 +207,7 @@ def _run(argv: list[str]) -> int:
     train_seconds = time.time() - train_started
 
     score, info = evaluate(trained.model.segmenter, config["dataset_params"], data_root)
+    parts = part_scores(options.model_dir, data_root)
     k = config["model_params"]["common_params"]["num_segments"]
     picks = info["picks"]
     step = max(1, len(picks) // FLAGS.num_pictures)
@@ -201,6 +222,7 @@ def _run(argv: list[str]) -> int:
     export_seconds = time.time() - export_started
     results = {
         "foreground_iou": score,
+        **parts,
         "heldout_videos": info["videos"],
         "heldout_frames": info["frames"],
         "steps": result.step,
@@ -222,6 +244,11 @@ def _run(argv: list[str]) -> int:
         json.dump(results, f, indent=1)
     print()
     print(f"held-out foreground IoU: {score:.4f} ({info['frames']} frames of {info['videos']} test videos)")
+    print(
+        f"held-out parts: NMI fg {parts['nmi_foreground']:.4f} (pooled), "
+        f"ARI fg {parts['ari_foreground']:.4f}, part NMI fg {parts['part_nmi_fg']:.4f} (per frame); "
+        f"landmark MAE sum {parts['landmark_mae_sum_256']:.1f} (pixels at 256, from part centroids)"
+    )
     print(
         f"time: {results['seconds']['total'] / 60:.1f} min (training {train_seconds / 60:.1f} min, "
         f"{result.step} steps, {precision})"

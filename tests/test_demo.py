@@ -14,6 +14,11 @@ def test_demo_trains_evaluates_draws_and_exports(tmp_path):
     assert "held-out foreground IoU:" in done.stdout and "export:" in done.stdout
     results = json.loads((workdir / "results.json").read_text())
     assert 0.0 <= results["foreground_iou"] <= 1.0 and results["steps"] == 2
+    # The part figures of coseg-eval beside the IoU (issue 21): printed and in results.json.
+    assert "held-out parts: NMI fg" in done.stdout
+    for key in ("nmi_foreground", "ari_foreground", "part_nmi_fg"):
+        assert -1.0 <= results[key] <= 1.0, (key, results[key])
+    assert results["landmark_mae_sum_256"] > 0
     assert os.path.isfile(results["picture"])
     export = workdir / "export"
     assert results["export"] == str(export)
