@@ -41,7 +41,7 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
     bottleneck with batch 2 the two differ by 7/8, which every inference-mode output of a
     trained model would carry. The variance is the mean squared deviation from the mean
     (two passes, also across replicas): Keras' synchronised moments take E[x^2] - E[x]^2,
-    whose cancellation moved the training-parity gradients by up to 0.8% of their scale.
+    whose cancellation moved the training-parity gradients by up to 0.7% of their scale.
     """
 
     def _moments(self, inputs: tf.Tensor, mask: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
