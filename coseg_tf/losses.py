@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from coseg_tf import geometry
+from coseg_tf.errors import CosegError
 
 VGG_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 # keras.applications' VGG19 ImageNet weights expect Caffe inputs: BGR, 0-255, mean removed.
@@ -26,6 +27,10 @@ _TORCHVISION_CONV_INDEX = {
 }
 # Added to the thin-plate-spline distance inside the log, as the original.
 _TPS_EPS = 1e-6
+
+
+class VGGWeightsError(CosegError):
+    """A perceptual VGG19 weights file that is not what `vgg_weights` says it is."""
 
 
 def image_pyramid(image: tf.Tensor, scales: list[float] | tuple[float, ...]) -> dict[str, tf.Tensor]:
@@ -137,7 +142,7 @@ def download_torchvision_vgg19() -> str:
     """The local path of torchvision's ImageNet VGG19 state dict, downloaded into Keras' cache once.
 
     Raises:
-        ValueError: if the downloaded file's SHA-256 does not start with the digits in its name.
+        VGGWeightsError: if the downloaded file's SHA-256 does not start with the digits in its name.
     """
     import hashlib
 
@@ -149,7 +154,7 @@ def download_torchvision_vgg19() -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     if not digest.hexdigest().startswith(expected):
-        raise ValueError(
+        raise VGGWeightsError(
             f"{path}: SHA-256 {digest.hexdigest()[:8]}... does not match {expected} (damaged download?)"
         )
     return path
@@ -159,7 +164,7 @@ def read_torchvision_vgg19(path: str) -> dict[str, np.ndarray]:
     """torchvision's VGG19 state dict as float32 arrays: a `.pth` (read without PyTorch) or `.npz`.
 
     Raises:
-        ValueError: if the file holds no `features.*` arrays (not a VGG state dict).
+        VGGWeightsError: if the file holds no `features.*` arrays (not a VGG state dict).
     """
     if path.endswith(".npz"):
         with tf.io.gfile.GFile(path, "rb") as f:
@@ -169,10 +174,10 @@ def read_torchvision_vgg19(path: str) -> dict[str, np.ndarray]:
 
         arrays = read_torch_checkpoint(path)
         if not isinstance(arrays, dict):
-            raise ValueError(f"{path}: not a state dict (a {type(arrays).__name__})")
+            raise VGGWeightsError(f"{path}: not a state dict (a {type(arrays).__name__})")
     arrays = {str(k): np.asarray(v, np.float32) for k, v in arrays.items() if str(k).startswith("features.")}
     if not arrays:
-        raise ValueError(f"{path}: no 'features.*' arrays: not a torchvision VGG19 state dict")
+        raise VGGWeightsError(f"{path}: no 'features.*' arrays: not a torchvision VGG19 state dict")
     return arrays
 
 
@@ -183,7 +188,7 @@ def assign_torchvision_vgg19(vgg: keras.Model, state: dict[str, np.ndarray], las
     the kernel layout changes ([out, in, kh, kw] -> [kh, kw, in, out]).
 
     Raises:
-        ValueError: if an array that the loss needs is missing or has the wrong shape.
+        VGGWeightsError: if an array that the loss needs is missing or has the wrong shape.
     """
     names = list(_TORCHVISION_CONV_INDEX)
     for name in names[: names.index(last_layer) + 1]:
@@ -192,10 +197,10 @@ def assign_torchvision_vgg19(vgg: keras.Model, state: dict[str, np.ndarray], las
         for param, variable, layout in (("weight", layer.kernel, (2, 3, 1, 0)), ("bias", layer.bias, (0,))):
             key = f"features.{index}.{param}"
             if key not in state:
-                raise ValueError(f"torchvision VGG19 state dict has no '{key}' (needed for {name})")
+                raise VGGWeightsError(f"torchvision VGG19 state dict has no '{key}' (needed for {name})")
             value = np.transpose(state[key], layout)
             if value.shape != tuple(variable.shape):
-                raise ValueError(
+                raise VGGWeightsError(
                     f"torchvision VGG19 '{key}': shape {state[key].shape} does not fit "
                     f"{name} {tuple(variable.shape)}"
                 )

@@ -449,7 +449,7 @@ def test_torchvision_vgg19_state_dict_runs_in_the_torchvision_convention(tmp_pat
     # mean and std, the kernel moved from [out, in, kh, kw] to Keras' layout.
     import tensorflow as tf
 
-    from coseg_tf.losses import PerceptualLoss
+    from coseg_tf.losses import PerceptualLoss, VGGWeightsError
 
     vgg = np.load(DATA.parents[2].parent / "shared/fixtures/reference_training/vgg19_features_float16.npz")
 
@@ -473,6 +473,6 @@ def test_torchvision_vgg19_state_dict_runs_in_the_torchvision_convention(tmp_pat
         tf.nn.conv2d(normalised.astype(np.float32), kernel, 1, "SAME") + state["features.0.bias"]
     ).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    # A state dict without the arrays the loss needs is refused by name.
-    with pytest.raises(ValueError, match="features.2.weight"):
+    # A state dict without the arrays the loss needs is refused by name, as bad input (exit 2).
+    with pytest.raises(VGGWeightsError, match="features.2.weight"):
         PerceptualLoss(scales=[1], layer_weights=[10, 10, 0, 0, 0], vgg_weights=str(path))
