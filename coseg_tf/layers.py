@@ -44,23 +44,18 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
     whose cancellation moved the training-parity gradients by up to 0.7% of their scale.
     """
 
-    def _moments(self, inputs: tf.Tensor, mask: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
-        if mask is not None:
-            return super()._moments(inputs, mask)
-        axes = list(range(len(inputs.shape) - 1))
+    def _statistics(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Per-channel mean, biased variance and value count, over every replica if synchronised."""
+        axes = list(range(len(x.shape) - 1))
+        count = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)
         context = tf.distribute.get_replica_context()
         if not self.synchronized or context is None or context.num_replicas_in_sync == 1:
-            mean = tf.reduce_mean(inputs, axes)
-            return mean, tf.reduce_mean(tf.square(inputs - mean), axes)
-        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)
-        total, total_count = context.all_reduce(
-            tf.distribute.ReduceOp.SUM, [tf.reduce_sum(inputs, axes), count]
-        )
-        mean = total / total_count
-        squares = context.all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.square(inputs - mean), axes)
-        )
-        return mean, squares / total_count
+            mean = tf.reduce_mean(x, axes)
+            return mean, tf.reduce_mean(tf.square(x - mean), axes), count
+        total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes), count])
+        mean = total / count
+        squares = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.square(x - mean), axes))
+        return mean, squares / count, count
 
     def call(
         self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None
@@ -68,11 +63,7 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
         x = tf.cast(inputs, tf.float32)  # statistics in float32 under mixed precision, as Keras does
-        mean, variance = self._moments(x, None)
-        count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
-        context = tf.distribute.get_replica_context()
-        if self.synchronized and context is not None:
-            count *= context.num_replicas_in_sync
+        mean, variance, count = self._statistics(x)
         unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
