@@ -92,7 +92,15 @@ class InputFileError(CosegError):
     message names the file."""
 
 
-def _stem(path: str) -> str:
+def output_stem(path: str) -> str:
+    """The name an input's outputs start with: its file name less the extension.
+
+    Args:
+      path: An input file, or a folder of frames.
+
+    Returns:
+      E.g. `clip` for `videos/clip.mp4` and `frames` for `data/frames/`.
+    """
     name = os.path.basename(path.rstrip("/"))
     stem, ext = os.path.splitext(name)
     return stem if ext else name
@@ -108,18 +116,18 @@ def collect_inputs(paths: list[str], folders_as_videos: bool = False) -> list[It
             raise InputFileError(f"input not found: {path}")
         if video_io.isdir(path):
             if folders_as_videos:
-                items.append(Item(_stem(path), path, True))
+                items.append(Item(output_stem(path), path, True))
                 continue
             files = video_io.list_frame_files(path)
             if not files:
                 raise InputFileError(f"no images ({', '.join(video_io.IMAGE_EXTENSIONS)}) in folder {path}")
-            items += [Item(_stem(f), video_io.join(path, f), False) for f in files]
+            items += [Item(output_stem(f), video_io.join(path, f), False) for f in files]
             continue
         ext = os.path.splitext(path)[1].lower()
         if ext in video_io.VIDEO_EXTENSIONS:
-            items.append(Item(_stem(path), path, True))
+            items.append(Item(output_stem(path), path, True))
         elif ext in video_io.IMAGE_EXTENSIONS:
-            items.append(Item(_stem(path), path, False))
+            items.append(Item(output_stem(path), path, False))
         else:
             raise InputFileError(
                 f"{path}: not an image ({', '.join(video_io.IMAGE_EXTENSIONS)}), video "

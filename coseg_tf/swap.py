@@ -1,13 +1,14 @@
 """`coseg-swap`: video editing by part swap (paper Sec. 4.3, Fig. 6, Sup. Mat. D).
 
     coseg-swap --model=runs/demo/model --source=face.png --target=clip.mp4 --parts=1,3 \
-        --output=swapped.mp4 --side_by_side
+        --output_dir=swapped --side_by_side
 
 The chosen parts of the source image replace those of every target frame: both are
 segmented, the source's encoder features are deformed to the target by the segment motion,
 blended with the target's features under the mask of the chosen parts, and decoded. The
-output has the target's frame count and frame rate, at the model's frame size (frames of
-other sizes are centre-cropped to its aspect ratio with --crop=center, else stretched).
+output, `<output_dir>/<target name>_swap.mp4` (and/or `.gif`, see --video_formats), has the
+target's frame count and frame rate, at the model's frame size (frames of other sizes are
+centre-cropped to its aspect ratio with --crop=center, else stretched).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 from absl import app, flags, logging
 
 from coseg_tf import cli
 from coseg_tf import config as config_lib
-from coseg_tf.segment import InputFileError, read_frames, read_image
+from coseg_tf.segment import InputFileError, output_stem, read_frames, read_image
 
 FLAGS = flags.FLAGS
 
@@ -69,14 +71,19 @@ def _define_flags() -> None:
         ["center", "none"],
         "Fit frames to the model's aspect ratio by a centred crop, or stretch them (none).",
     )
-    flags.DEFINE_string("output", None, "Output video, .mp4 or .gif.", required=True)
+    flags.DEFINE_string(
+        "output_dir", None, "Where the video goes (created): <target name>_swap.<format>.", required=True
+    )
+    # The old spelling named the video file; such a value is still written as that file.
+    cli.deprecated_alias("output", "output_dir")
+    flags.DEFINE_list("video_formats", ["mp4"], "Output video formats: mp4, gif (comma-separated).")
     flags.DEFINE_float("fps", 25.0, "Frame rate when the target stores none (a folder of frames).")
     flags.DEFINE_integer("batch_size", 8, "Target frames per forward pass.", lower_bound=1)
     flags.register_validator("fps", lambda v: v > 0, "--fps must be > 0")
     flags.register_validator(
-        "output",
-        lambda v: v is None or os.path.splitext(v)[1].lower() in (".mp4", ".gif"),
-        "--output must end in .mp4 or .gif",
+        "video_formats",
+        lambda v: bool(v) and all(f in ("mp4", "gif") for f in v),
+        "--video_formats must list mp4 and/or gif",
     )
 
 
@@ -128,10 +135,44 @@ class SwapSettings:
     fps: float = 25.0
 
 
+def output_paths(output_dir: str, target: str, video_formats: Sequence[str] = ("mp4",)) -> list[str]:
+    """Where `coseg-swap` writes the edited `target`: one video a format, named after the target.
+
+    Args:
+      output_dir: The output directory.
+      target: The target video (a file or a folder of frames).
+      video_formats: `mp4` and/or `gif`.
+
+    Returns:
+      `<output_dir>/<target name>_swap.<format>` for each format, e.g. `out/clip_swap.mp4`.
+    """
+    return [os.path.join(output_dir, f"{output_stem(target)}_swap.{fmt}") for fmt in video_formats]
+
+
 def swap_video(
-    swapper, source: str, target: str, output: str, settings: SwapSettings, source_frame: int = 0
+    swapper,
+    source: str,
+    target: str,
+    outputs: Sequence[str],
+    settings: SwapSettings,
+    source_frame: int = 0,
 ) -> dict:
-    """Writes the edited target video; returns what was written (path, frames, fps, size)."""
+    """Writes the edited target video to each of `outputs` (.mp4 or .gif).
+
+    Args:
+      swapper: The `inference.PartSwapper`.
+      source: The image (or video, see `source_frame`) whose parts are taken.
+      target: The video to edit.
+      outputs: The video files to write, one a format.
+      settings: The editing choices.
+      source_frame: When `source` is a video: the frame to take.
+
+    Returns:
+      What was written: "paths", "frames", "fps" and "size" ((height, width)).
+
+    Raises:
+      InputFileError: If the source or target is missing or cannot be decoded.
+    """
     from tqdm import tqdm
 
     from coseg_tf import visualize
@@ -163,8 +204,8 @@ def swap_video(
                 mask_picture = visualize.mask_picture(mask, picture.shape[:2])
                 picture = visualize.side_by_side(visualize.to_uint8(shown), mask_picture, picture)
             out_frames.append(picture)
-    video_io.write_video(output, out_frames, fps)
-    return {"path": output, "frames": len(out_frames), "fps": fps, "size": out_frames[0].shape[:2]}
+    paths = [video_io.write_video(output, out_frames, fps) for output in outputs]
+    return {"paths": paths, "frames": len(out_frames), "fps": fps, "size": out_frames[0].shape[:2]}
 
 
 def _run(argv: list[str]) -> None:
@@ -181,12 +222,19 @@ def _run(argv: list[str]) -> None:
         crop=FLAGS.crop,
         fps=FLAGS.fps,
     )
-    cli.check_output_dir(os.path.dirname(FLAGS.output) or ".", "--output")
+    output_dir = FLAGS.output_dir
+    if FLAGS["output"].present and os.path.splitext(output_dir)[1].lower() in (".mp4", ".gif"):
+        outputs = [output_dir]  # the deprecated --output=<video file>
+        output_dir = os.path.dirname(output_dir) or "."
+    else:
+        outputs = output_paths(output_dir, FLAGS.target, dict.fromkeys(FLAGS.video_formats))
+    cli.check_output_dir(output_dir, "--output_dir")
     swapper = PartSwapper.load(FLAGS.model, config_lib.config_path(FLAGS.config), batch_size=FLAGS.batch_size)
     logging.info("part swap with %s", swapper.segmenter)
-    info = swap_video(swapper, FLAGS.source, FLAGS.target, FLAGS.output, settings, FLAGS.source_frame)
+    info = swap_video(swapper, FLAGS.source, FLAGS.target, outputs, settings, FLAGS.source_frame)
     height, width = info["size"]
-    print(f"wrote {info['path']}: {info['frames']} frames at {info['fps']:g} fps, {width}x{height}")
+    written = ", ".join(info["paths"])
+    print(f"wrote {written}: {info['frames']} frames at {info['fps']:g} fps, {width}x{height}")
 
 
 def main() -> None:

@@ -171,15 +171,15 @@ def main(argv: list[str]) -> None:
     video_io.write_video(target_video, target, 12.5)
     source_png = os.path.join(workdir, "source.png")
     visualize.write_png(source_png, source)
-    swapped = os.path.join(workdir, "swapped.mp4")
+    swapped = os.path.join(workdir, "swapped")
     _command(
         "coseg_tf.swap",
         ["--model", model, "--source", source_png, "--target", target_video, f"--parts={','.join(parts)}"]
-        + ["--side_by_side", "--output", swapped],
+        + ["--side_by_side", "--output_dir", swapped],
     )
     from coseg_tf.data import video_io
 
-    out = (video_io.read_video(swapped) * 255 + 0.5).astype(np.uint8)
+    out = (video_io.read_video(os.path.join(swapped, "target_swap.mp4")) * 255 + 0.5).astype(np.uint8)
     rows = [big(out[i]) for i in picks]
     grid = _caption(
         np.concatenate([np.pad(r, ((0, 3), (0, 0), (0, 0)), constant_values=255) for r in rows]),

@@ -275,12 +275,14 @@ def test_coseg_swap_keeps_the_targets_frame_count_and_rate(run, tmp_path):
             writer.append_data(frame)
     source = str(tmp_path / "source.png")
     cv2.imwrite(source, cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
-    output = str(tmp_path / "out" / "swapped.mp4")
+    output_dir = tmp_path / "out"
     result = _cli(
         ["--model", run["run_dir"], "--source", source, "--target", target, "--parts=1,3", "--side_by_side"]
-        + ["--mask=hard", "--segmentation=source", "--output", output]
+        + ["--mask=hard", "--segmentation=source", f"--output_dir={output_dir}", "--video_formats=mp4,gif"]
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in output_dir.iterdir()) == ["target_swap.gif", "target_swap.mp4"]
+    output = str(output_dir / "target_swap.mp4")
     written = video_io.read_video(output)
     capture = cv2.VideoCapture(output)
     fps = capture.get(cv2.CAP_PROP_FPS)
@@ -289,6 +291,23 @@ def test_coseg_swap_keeps_the_targets_frame_count_and_rate(run, tmp_path):
     assert written.shape[1:3] == (64, 64 * 3 + 2 * 2)  # target | mask | result
 
     bad = _cli(
-        ["--model", run["run_dir"], "--source", source, "--target", target, "--parts=1,9", "--output", output]
+        ["--model", run["run_dir"], "--source", source, "--target", target, "--parts=1,9"]
+        + [f"--output_dir={output_dir}"]
     )
     assert bad.returncode == 2 and "coseg-swap: error: part id 9" in bad.stderr, bad.stderr[-2000:]
+
+
+def test_coseg_swap_still_takes_the_old_output_file_and_warns(run, tmp_path):
+    # --output named the video file; as a deprecated spelling of --output_dir it still does.
+    rng = np.random.default_rng(6)
+    colours = testing.puppet_colours(rng)
+    frames = [(testing.render_puppet(64, rng, colours)[0] * 255).astype(np.uint8) for _ in range(3)]
+    target = video_io.write_video(str(tmp_path / "target.mp4"), frames[:2])
+    source = video_io.write_video(str(tmp_path / "source.png"), frames[2:])
+    output = tmp_path / "old" / "swapped.gif"
+    result = _cli(
+        ["--model", run["run_dir"], "--source", source, "--target", target, "--parts=1", f"--output={output}"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--output is deprecated: use --output_dir" in result.stderr
+    assert len(video_io.read_video(str(output))) == 2
