@@ -221,20 +221,16 @@ def check_run_dir(model_dir: str, config: Mapping[str, Any]) -> None:
 
     Raises:
       RunMismatchError: If `<model_dir>/config.yaml` differs from `config` in a key that is
-        not in `config.RESUMABLE_KEYS`; the message names every such key.
+        not in `config.RESUMABLE_KEYS` (the message names every such key), or is not a
+        YAML mapping.
     """
-    import yaml
-
     path = f"{model_dir.rstrip('/')}/config.yaml"
-    if not tf.io.gfile.exists(path):
-        return
-    with tf.io.gfile.GFile(path) as f:
-        try:
-            saved = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise RunMismatchError(f"{path} is not a readable config ({e}); is {model_dir} a run?") from None
-    if not isinstance(saved, Mapping):
-        raise RunMismatchError(f"{path} is not a config (no mapping at the top); is {model_dir} a run?")
+    try:
+        saved = config_lib.read_yaml_mapping(path)
+    except FileNotFoundError:
+        return  # no run started there yet
+    except config_lib.ConfigError as e:
+        raise RunMismatchError(f"{e}; is {model_dir} a run?") from None
     differences = config_lib.run_config_differences(saved, config)
     if differences:
         raise RunMismatchError(

@@ -413,8 +413,20 @@ def build_config(
     return config
 
 
-def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Reads a YAML config (any `tf.io.gfile` path) and returns the validated config."""
+def read_yaml_mapping(path: str) -> dict[str, Any]:
+    """Reads a YAML file whose top level is a mapping, as a config file is.
+
+    Args:
+      path: Any `tf.io.gfile` path.
+
+    Returns:
+      The mapping, unvalidated; an empty file gives `{}`.
+
+    Raises:
+      FileNotFoundError: If there is no file at `path`.
+      ConfigError: If the file is not YAML (the message names the line and column) or its
+        top level is not a mapping.
+    """
     import tensorflow as tf
 
     if not tf.io.gfile.exists(path):
@@ -426,6 +438,12 @@ def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[
             raise ConfigError(f"{path}: {_yaml_problem(e)}") from None
     if not isinstance(given, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return dict(given)
+
+
+def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Reads a YAML config (any `tf.io.gfile` path) and returns the validated config."""
+    given = read_yaml_mapping(path)
     try:
         config = build_config(given, overrides)
         check_frame_size(config)

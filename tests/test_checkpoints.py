@@ -65,3 +65,18 @@ def test_files_without_training_weights_are_refused(run, tmp_path):
     shutil.copy(run["root"] / "final" / "config.yaml", tmp_path / "alone" / "config.yaml")
     with pytest.raises(ModelLoadError, match="holds the segmenter alone"):
         checkpoints.load_initial_weights(fresh, str(tmp_path / "alone" / "segmenter.keras"))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: [1, 2\nb: 3\n", r"YAML syntax error at line \d+, column \d+"),
+        ("- a\n- b\n", "must hold a mapping"),
+    ],
+)
+def test_a_run_dir_whose_config_is_not_a_yaml_mapping_is_refused(tmp_path, text, problem):
+    # Read as coseg-train reads --config (config.read_yaml_mapping), then named as a run problem.
+    (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(checkpoints.RunMismatchError, match=rf"config.yaml.*{problem}.*is {tmp_path} a run\?"):
+        checkpoints.check_run_dir(str(tmp_path), {})
+    checkpoints.check_run_dir(str(tmp_path / "no_run_yet"), {})
