@@ -30,7 +30,7 @@ import numpy as np
 from coseg_tf import safe_pickle
 from coseg_tf.errors import CosegError
 
-__all__ = ["UnsafeCheckpointError", "read_torch_checkpoint"]
+__all__ = ["CheckpointReadError", "UnsafeCheckpointError", "read_state_file", "read_torch_checkpoint"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -477,3 +477,32 @@ def read_torch_checkpoint(path: str) -> Any:
     except tf.errors.OpError as exc:
         raise OSError(f"cannot read torch checkpoint {path}: {exc.message}") from exc
     return _load_bytes(data, path)
+
+
+def read_state_file(path: str) -> Any:
+    """Reads a weights file: a torch checkpoint (`.pth`, `.pth.tar`) or an `.npz` of arrays.
+
+    Both are read through `tf.io.gfile`, without PyTorch and without unpickling anything
+    beyond what `read_torch_checkpoint` allows.
+
+    Args:
+      path: The file; an `.npz` by its extension, else a torch checkpoint.
+
+    Returns:
+      For an `.npz`, its arrays by name (a dict); else what `read_torch_checkpoint` returns.
+
+    Raises:
+      CheckpointReadError: If the file is not a readable `.npz` or torch checkpoint (empty,
+        truncated, another format, or an `.npz` holding pickled objects).
+      UnsafeCheckpointError: If a torch checkpoint names a global outside the allow-list.
+      FileNotFoundError: If a torch checkpoint does not exist.
+    """
+    if not path.endswith(".npz"):
+        return read_torch_checkpoint(path)
+    import tensorflow as tf
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return dict(np.load(f, allow_pickle=False))
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # empty, truncated, foreign
+        raise CheckpointReadError(f"{path}: not a readable .npz of weights ({e})") from None

@@ -209,24 +209,16 @@ def read_original_checkpoint(path: str) -> dict[str, Any]:
 
     An `.npz` holds `<module>/<state-dict key>` arrays, module being one of the layouts' names.
     """
-    if path.endswith(".npz"):
-        import zipfile
+    from coseg_tf.pth_reader import read_state_file
 
-        import tensorflow as tf
-
-        try:
-            with tf.io.gfile.GFile(path, "rb") as f:
-                arrays = dict(np.load(f, allow_pickle=False))
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # empty, truncated, foreign
-            raise WeightImportError(f"{path}: not a readable .npz of weights ({e})") from None
-        nested: dict[str, dict[str, np.ndarray]] = {}
-        for name, value in arrays.items():
-            module, _, key = name.partition("/")
-            nested.setdefault(module, {})[key] = value
-        return nested
-    from coseg_tf.pth_reader import read_torch_checkpoint
-
-    return read_torch_checkpoint(path)
+    state = read_state_file(path)
+    if not path.endswith(".npz"):
+        return state
+    nested: dict[str, dict[str, np.ndarray]] = {}
+    for name, value in state.items():
+        module, _, key = name.partition("/")
+        nested.setdefault(module, {})[key] = value
+    return nested
 
 
 def load_original_weights(segmenter: keras.Model, generator: keras.Model | None, path: str) -> ImportReport:

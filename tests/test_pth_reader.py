@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from coseg_tf.pth_reader import UnsafeCheckpointError, read_torch_checkpoint
+from coseg_tf.pth_reader import (
+    CheckpointReadError,
+    UnsafeCheckpointError,
+    read_state_file,
+    read_torch_checkpoint,
+)
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "pth"
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -476,3 +481,20 @@ def test_torchvision_vgg19_state_dict_runs_in_the_torchvision_convention(tmp_pat
     # A state dict without the arrays the loss needs is refused by name, as bad input (exit 2).
     with pytest.raises(VGGWeightsError, match="features.2.weight"):
         PerceptualLoss(scales=[1], layer_weights=[10, 10, 0, 0, 0], vgg_weights=str(path))
+
+
+def test_read_state_file_reads_an_npz_and_refuses_a_damaged_one(tmp_path: pathlib.Path) -> None:
+    arrays = {"features.0.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "step": np.int64(3)}
+    good = tmp_path / "state.npz"
+    np.savez(good, **arrays)
+    read = read_state_file(str(good))
+    assert sorted(read) == sorted(arrays)
+    np.testing.assert_array_equal(read["features.0.weight"], arrays["features.0.weight"])
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(CheckpointReadError, match="truncated.npz: not a readable .npz"):
+        read_state_file(str(truncated))
+    pickled = tmp_path / "objects.npz"
+    np.savez(pickled, names=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CheckpointReadError, match="objects.npz"):
+        read_state_file(str(pickled))
