@@ -13,7 +13,7 @@ same variables as in training). Parts:
 - `equivariance warp`: the random warp of the target frame (grid sample, no gradient) and the
   shift/affine loss terms;
 - `optimisers`: both Adam updates;
-- `whole step`: the trainer's own step (`Trainer.run_step`), for the total.
+- `whole step`: the trainer's own step (`TrainingTask.run_step`), for the total.
 The parts' sum (segmenter counted 3x) exceeds the whole step by what the parts repeat on their
 own (e.g. each part's own launch); the shares are what to cut first. The fastest of the timed
 repeats is reported (on a shared machine the others slow some down). The VGG19 is random (the
@@ -65,8 +65,9 @@ def profile(size: str, mode: str, warmup: int, steps: int) -> dict:
 
     from coseg_tf import config as config_lib
     from coseg_tf import geometry
+    from coseg_tf import task as task_lib
     from coseg_tf import trainer as trainer_lib
-    from coseg_tf.losses import EquivarianceTransform, equivariance_losses
+    from coseg_tf.losses import EquivarianceTransform, equivariance_losses, image_pyramid
 
     name, overrides = CASES[size]
     config = config_lib.load_config(config_lib.packaged_config_path(name), overrides)
@@ -81,7 +82,8 @@ def profile(size: str, mode: str, warmup: int, steps: int) -> dict:
         trainer = trainer_lib.Trainer(
             config, options, dataset_fn=lambda context, epoch: None, steps_per_epoch=1
         )
-        model = trainer.model
+        task = trainer.task
+        model = task.model
         segmenter, generator, perceptual = model.segmenter, model.generator, model.perceptual
         source, target = tf.constant(frames["source"]), tf.constant(frames["target"])
         seg_source = segmenter(source, training=False)
@@ -90,7 +92,7 @@ def profile(size: str, mode: str, warmup: int, steps: int) -> dict:
             generator({"source": source, "seg_source": seg_source, "seg_target": seg_target})["prediction"]
         )
         params = config["train_params"]["transform_params"]
-        theta, tps = trainer_lib.global_transform(0, 0, batch, params)
+        theta, tps = task_lib.global_transform(0, 0, batch, params)
         transform = EquivarianceTransform(
             theta, geometry.make_coordinate_grid(params["points_tps"], params["points_tps"]), tps
         )
@@ -112,14 +114,14 @@ def profile(size: str, mode: str, warmup: int, steps: int) -> dict:
             return tape.gradient(total, generator.trainable_variables)
 
         def perceptual_part(scale: float):
-            single = type(perceptual)([scale], perceptual.layer_weights, "none")
-            single.vgg = perceptual.vgg  # the same network, one scale
+            level = f"prediction_{scale}"
 
             @tf.function
             def run():
                 with tf.GradientTape() as tape:
                     tape.watch(prediction)
-                    total = single(prediction, target)
+                    predicted = image_pyramid(prediction, [scale])[level]
+                    total = perceptual.level_loss(predicted, image_pyramid(target, [scale])[level])
                 return tape.gradient(total, prediction)
 
             return run
@@ -130,11 +132,11 @@ def profile(size: str, mode: str, warmup: int, steps: int) -> dict:
             # The warp's segmenter call is timed as one of the three segmenter calls.
             return warped, equivariance_losses(seg_target, seg_target, transform, 10.0, True)
 
-        grads = [[tf.zeros_like(v) for v in m.trainable_variables] for m in trainer.modules]
+        grads = [[tf.zeros_like(v) for v in m.trainable_variables] for m in task.modules]
 
         @tf.function
         def optimiser_part():
-            for optimizer, module, g in zip(trainer.optimizers, trainer.modules, grads, strict=True):
+            for optimizer, module, g in zip(task.optimizers, task.modules, grads, strict=True):
                 optimizer.apply(g, module.trainable_variables)
 
         parts = {"segmenter (x1)": segmenter_part, "generator": generator_part}
@@ -143,7 +145,7 @@ def profile(size: str, mode: str, warmup: int, steps: int) -> dict:
                 parts[f"perceptual @{scale}"] = perceptual_part(scale)
         parts["equivariance warp"] = equivariance_part
         parts["optimisers"] = optimiser_part
-        parts["whole step"] = lambda: trainer.run_step(frames)
+        parts["whole step"] = lambda: task.run_step(frames)
         seconds = {}
         for part, fn in parts.items():
             print(f"  {size}x{size} {mode}: {part} ...", file=sys.stderr, flush=True)

@@ -112,14 +112,28 @@ class PerceptualLoss(keras.layers.Layer):
             x = tf.reverse(image, axis=[-1]) * 255.0 - tf.constant(_CAFFE_BGR_MEAN)
         return tf.nest.flatten(self.vgg(x, training=False))  # one layer comes back unlisted
 
+    def level_loss(self, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        """The loss at one pyramid level: weighted L1 between the VGG features of two images.
+
+        Args:
+          prediction: Images [N, H, W, 3] in [0, 1], one level of `image_pyramid`.
+          target: The target images at the same level; no gradient flows into them.
+
+        Returns:
+          A scalar float32 tensor.
+        """
+        total = tf.constant(0.0)
+        for (_, weight), x, y in zip(
+            self._used, self._features(prediction), self._features(target), strict=True
+        ):
+            total += weight * tf.reduce_mean(tf.abs(x - tf.stop_gradient(y)))
+        return total
+
     def call(self, prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         predicted, real = image_pyramid(prediction, self.scales), image_pyramid(target, self.scales)
         total = tf.constant(0.0)
         for key in predicted:
-            for (_, weight), x, y in zip(
-                self._used, self._features(predicted[key]), self._features(real[key]), strict=True
-            ):
-                total += weight * tf.reduce_mean(tf.abs(x - tf.stop_gradient(y)))
+            total += self.level_loss(predicted[key], real[key])
         return total
 
     def get_config(self) -> dict[str, Any]:
@@ -165,16 +179,13 @@ def read_torchvision_vgg19(path: str) -> dict[str, np.ndarray]:
 
     Raises:
         VGGWeightsError: if the file holds no `features.*` arrays (not a VGG state dict).
+        CheckpointReadError: if the file is not a readable `.npz` or torch checkpoint.
     """
-    if path.endswith(".npz"):
-        with tf.io.gfile.GFile(path, "rb") as f:
-            arrays = dict(np.load(f, allow_pickle=False))
-    else:
-        from coseg_tf.pth_reader import read_torch_checkpoint
+    from coseg_tf.pth_reader import read_state_file
 
-        arrays = read_torch_checkpoint(path)
-        if not isinstance(arrays, dict):
-            raise VGGWeightsError(f"{path}: not a state dict (a {type(arrays).__name__})")
+    arrays = read_state_file(path)
+    if not isinstance(arrays, dict):
+        raise VGGWeightsError(f"{path}: not a state dict (a {type(arrays).__name__})")
     arrays = {str(k): np.asarray(v, np.float32) for k, v in arrays.items() if str(k).startswith("features.")}
     if not arrays:
         raise VGGWeightsError(f"{path}: no 'features.*' arrays: not a torchvision VGG19 state dict")
