@@ -26,7 +26,6 @@ over their ground-truth part labels) and prints the table. Takes a few minutes
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -71,31 +70,15 @@ flags.DEFINE_integer("frames_per_video", 8, "Evaluated frames per video.")
 
 def make_data(family: str) -> str:
     """The family's set under the workdir (generated once); returns its root."""
-    from coseg_tf.data.synthetic import generate_synthetic_dataset
+    from coseg_tf.data.synthetic import generate_once
+    from coseg_tf.data.video_io import DatasetError
 
     root = os.path.join(FLAGS.workdir, family)
-    wanted = {"family": family, "num_videos": FLAGS.num_videos, "num_frames": FLAGS.num_frames}
-    wanted |= {"seed": FLAGS.data_seed, "size": 64}
-    info_path = os.path.join(root, "ground_truth", "info.json")
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            info = json.load(f)
-        found = {key: info.get(key) for key in wanted}
-        if found != wanted:
-            raise app.UsageError(
-                f"{root} holds a set made with {found}, not {wanted}: give another --workdir"
-            )
-        return root
-    logging.info("generating the %s set in %s", family, root)
-    generate_synthetic_dataset(
-        root,
-        num_videos=FLAGS.num_videos,
-        num_frames=FLAGS.num_frames,
-        size=64,
-        seed=FLAGS.data_seed,
-        formats=("png",),
-        family=family,
-    )
+    sizes = {"num_videos": FLAGS.num_videos, "num_frames": FLAGS.num_frames}
+    try:
+        generate_once(root, **sizes, seed=FLAGS.data_seed, family=family)
+    except DatasetError as e:
+        raise app.UsageError(f"{e}: give another --workdir") from None
     return root
 
 

@@ -118,35 +118,25 @@ def report_name() -> str:
 
 def make_data(root: str) -> str:
     """The synthetic set as PNG strips (lossless); returns the data root (with ground_truth/)."""
-    from coseg_tf.data.synthetic import generate_synthetic_dataset
+    from coseg_tf.data.synthetic import generate_once
+    from coseg_tf.data.video_io import DatasetError
 
-    info_path = os.path.join(root, "ground_truth", "info.json")
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            found = json.load(f).get("family", "puppets")  # an info.json without it is a puppet set
-        if found != FLAGS.family:
-            raise app.UsageError(
-                f"{root} holds the {found} set, not --family={FLAGS.family}: give another --workdir"
-            )
-    else:
-        generate_synthetic_dataset(
-            root,
-            num_videos=FLAGS.num_videos,
-            num_frames=FLAGS.num_frames,
-            size=64,
-            seed=FLAGS.data_seed,
-            formats=("png",),
-            family=FLAGS.family,
-        )
+    sizes = {"num_videos": FLAGS.num_videos, "num_frames": FLAGS.num_frames}
+    try:
+        generate_once(root, **sizes, seed=FLAGS.data_seed, family=FLAGS.family)
+    except DatasetError as e:
+        raise app.UsageError(f"{e}: give another --workdir") from None
     return root
 
 
 def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
     """Trains one learned run with the fixed budget; returns what the trainer reports."""
     from coseg_tf import trainer
+    from coseg_tf.cli import resolve_config
+    from coseg_tf.distribute import resolve_precision
 
     settings = run_settings(name)
-    config = trainer.resolve_config(
+    config = resolve_config(
         FLAGS.config,
         [*FLAGS.set, f"model_params.common_params.num_segments={settings['num_segments']}"],
         os.path.join(data_root, "png"),
@@ -172,7 +162,7 @@ def train_run(name: str, data_root: str, run_dir: str) -> dict[str, Any]:
         "variant": settings["variant"],
         "num_segments": settings["num_segments"],
         "batch_size": config["train_params"]["batch_size"],
-        "mixed_precision": trainer.resolve_precision(FLAGS.mixed_precision),
+        "mixed_precision": resolve_precision(FLAGS.mixed_precision),
         "model_dir": options.model_dir,
         **recipe(name),
     }
@@ -461,7 +451,7 @@ def write_picture(reports: dict[str, dict[str, Any]], path: str) -> str | None:
 
 def schedule(data_root: str) -> str:
     """The config's optimisation schedule, as the report states it."""
-    from coseg_tf.trainer import resolve_config
+    from coseg_tf.cli import resolve_config
 
     train = resolve_config(FLAGS.config, FLAGS.set, os.path.join(data_root, "png"), None)["train_params"]
     text = (
@@ -478,7 +468,7 @@ def schedule(data_root: str) -> str:
 
 
 def write_report(reports: dict[str, dict[str, Any]], data_root: str) -> str:
-    from coseg_tf.trainer import resolve_precision
+    from coseg_tf.distribute import resolve_precision
 
     os.makedirs(FLAGS.results_dir, exist_ok=True)
     name = report_name()
@@ -593,7 +583,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unknown runs {unknown}; choose from {ALL_RUNS}")
     if FLAGS.force and FLAGS.rescore:
         raise app.UsageError("--force retrains and --rescore does not: give one of them")
-    from coseg_tf.trainer import resolve_config
+    from coseg_tf.cli import resolve_config
 
     try:  # a bad --config or --set fails here, not after the first run's training
         resolve_config(FLAGS.config, FLAGS.set, None, None)

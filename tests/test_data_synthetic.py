@@ -263,3 +263,18 @@ def test_synthetic_data_does_not_need_tensorflow():
     code = "import sys, coseg_tf.data.make_synthetic; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_generate_once_reuses_its_set_and_refuses_one_made_otherwise(tmp_path):
+    root = str(tmp_path / "set")
+    roots = synthetic.generate_once(root, num_videos=2, num_frames=2, size=32, formats=("png",))
+    info = tmp_path / "set" / "ground_truth" / "info.json"
+    made = info.stat().st_mtime_ns
+    assert synthetic.generate_once(root, num_videos=2, num_frames=2, size=32, formats=("png",)) == roots
+    assert info.stat().st_mtime_ns == made
+    with pytest.raises(
+        video_io.DatasetError, match=r"made with \{'num_frames': 2\}, not \{'num_frames': 3\}"
+    ):
+        synthetic.generate_once(root, num_videos=2, num_frames=3, size=32, formats=("png",))
+    with pytest.raises(video_io.DatasetError, match=r"without the formats \['frames'\]"):
+        synthetic.generate_once(root, num_videos=2, num_frames=2, size=32, formats=("frames",))

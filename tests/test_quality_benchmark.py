@@ -213,4 +213,4 @@ def test_heads_family_writes_its_own_report_and_its_workdir_is_not_mixed(tmp_pat
     # The puppets' table on the heads' workdir is refused before any work.
     done = run_quality(tmp_path)
     assert done.returncode != 0
-    assert "holds the heads set, not --family=puppets" in done.stderr
+    assert "holds a set made with {'family': 'heads'}, not {'family': 'puppets'}" in done.stderr

@@ -644,6 +644,54 @@ def generate_synthetic_dataset(
     return {fmt: f"{root.rstrip('/')}/{fmt}" for fmt in formats}
 
 
+def generate_once(
+    root: str,
+    *,
+    num_videos: int,
+    num_frames: int,
+    size: int = 64,
+    seed: int = 0,
+    formats: Sequence[str] = ("png",),
+    family: str = "puppets",
+) -> dict[str, str]:
+    """The synthetic set under a local `root`: generated unless `root` holds it already.
+
+    A set is recognised by its `ground_truth/info.json`, so that a command run again on its
+    working folder reuses the set and never mixes in one made with other settings.
+
+    Args:
+      root: Local folder of the set (as `generate_synthetic_dataset`'s).
+      num_videos: Videos over both splits.
+      num_frames: Frames per video.
+      size: Frame height and width.
+      seed: The data seed.
+      formats: Layouts (see `generate_synthetic_dataset`).
+      family: One of `FAMILIES`.
+
+    Returns:
+      {format: dataset root_dir}, as `generate_synthetic_dataset`.
+
+    Raises:
+      DatasetError: If `root` holds a set made with other settings or without these formats;
+        the message names what differs.
+    """
+    wanted = dict(family=family, num_videos=num_videos, num_frames=num_frames, size=size, seed=seed)
+    info_path = os.path.join(root, "ground_truth", "info.json")
+    if not os.path.exists(info_path):
+        return generate_synthetic_dataset(root, formats=formats, **wanted)
+    with open(info_path) as f:
+        info = json.load(f)
+    found = {key: info.get(key, "puppets" if key == "family" else None) for key in wanted}
+    theirs = {key: value for key, value in found.items() if value != wanted[key]}
+    if theirs:
+        ours = {key: wanted[key] for key in theirs}
+        raise video_io.DatasetError(f"{root} holds a set made with {theirs}, not {ours}")
+    missing = [fmt for fmt in formats if fmt not in info.get("formats", [])]
+    if missing:
+        raise video_io.DatasetError(f"{root} holds a set without the formats {missing}")
+    return {fmt: f"{root.rstrip('/')}/{fmt}" for fmt in formats}
+
+
 def _copy_tree(local: str, remote: str) -> None:
     import tensorflow as tf
 
