@@ -89,12 +89,12 @@ def load_model(model_dir: str, seed: int):
 
     from coseg_tf import config as config_lib
     from coseg_tf import model as model_lib
-    from coseg_tf import trainer
+    from coseg_tf.checkpoints import load_initial_weights
 
     config = config_lib.load_config(os.path.join(model_dir, "config.yaml"))
     keras.utils.set_random_seed(seed)  # a random perceptual VGG (vgg_weights: none) is this seed's
     model = model_lib.build_model(config, seed=seed)
-    trainer.load_initial_weights(model, os.path.join(model_dir, "final"))
+    load_initial_weights(model, os.path.join(model_dir, "final"))
     return model
 
 

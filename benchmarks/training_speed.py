@@ -69,12 +69,12 @@ def measure(size: str, mode: str, warmup: int, steps: int) -> dict:
         )
         started = time.perf_counter()
         for _ in range(warmup):
-            trainer.run_step(frames)
+            trainer.task.run_step(frames)
         warm = time.perf_counter() - started
         times = []
         for _ in range(steps):
             started = time.perf_counter()
-            _, applied = trainer.run_step(frames)
+            _, applied = trainer.task.run_step(frames)
             times.append(time.perf_counter() - started)
             if not applied:
                 raise RuntimeError(f"{size}/{mode}: a benchmark step was skipped as non-finite")

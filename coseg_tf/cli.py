@@ -6,6 +6,7 @@ input into one line on stderr, `coseg-<name>: error: <message>`, and exit status
 flag values absl refuses, `app.UsageError`, every `coseg_tf.errors.CosegError`, and the
 file-system errors that mean a path given by the user is wrong (`OSError` and TensorFlow's
 not-found, permission and data-loss errors). Anything else is a bug and keeps its traceback.
+`resolve_config` reads the config that a training command's flags name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from absl import app, flags, logging
 
+from coseg_tf import config as config_lib
 from coseg_tf.errors import CosegError
 
 # Exit statuses shared by the commands (beyond 0): the work ran but did not pass (an export
@@ -82,6 +84,37 @@ def check_output_dir(path: str, flag: str) -> None:
         raise CosegError(f"{flag}={path}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise CosegError(f"{flag}={path}: {existing} is not writable")
+
+
+def resolve_config(
+    name_or_path: str, overrides: list[str], data_dir: str | None, variant: str | None
+) -> dict[str, Any]:
+    """The config of a training command: `--config`, then `--set`, `--data_dir`, `--variant`.
+
+    `data_dir` is a path and is set as given: a `--set` value is parsed as YAML, which would
+    cut a folder named `my data #1` at the `#` or read `a: b` as a mapping.
+
+    Args:
+      name_or_path: `--config`: a YAML path or a packaged config's name.
+      overrides: `--set` values, `key.path=value`.
+      data_dir: `--data_dir`, the data set's root (None: the config's).
+      variant: `--variant`, the model variant (None: the config's).
+
+    Returns:
+      The validated config.
+
+    Raises:
+      ConfigError: If the config or an override is invalid.
+      FileNotFoundError: If `name_or_path` is neither a file nor a packaged config.
+    """
+    path = config_lib.config_path(name_or_path)
+    extra = list(overrides)
+    if variant:
+        extra.append(f"model_params.variant={variant}")
+    config = config_lib.load_config(path, extra)
+    if data_dir:
+        config["dataset_params"]["root_dir"] = data_dir
+    return config
 
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:

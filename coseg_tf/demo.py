@@ -190,9 +190,10 @@ def _run(argv: list[str]) -> int:
     data_seconds = time.time() - started
 
     from coseg_tf import trainer
+    from coseg_tf.distribute import resolve_precision
 
-    config = trainer.resolve_config(FLAGS.config, FLAGS.set, root_dir, None)
-    precision = trainer.resolve_precision(FLAGS.mixed_precision)
+    config = cli.resolve_config(FLAGS.config, FLAGS.set, root_dir, None)
+    precision = resolve_precision(FLAGS.mixed_precision)
     options = trainer.TrainOptions(
         model_dir=os.path.join(workdir, "model"),
         mixed_precision=precision,
@@ -206,7 +207,7 @@ def _run(argv: list[str]) -> int:
     result = trained.train()
     train_seconds = time.time() - train_started
 
-    score, info = evaluate(trained.model.segmenter, config["dataset_params"], data_root)
+    score, info = evaluate(trained.task.model.segmenter, config["dataset_params"], data_root)
     parts = part_scores(options.model_dir, data_root)
     k = config["model_params"]["common_params"]["num_segments"]
     picks = info["picks"]

@@ -109,7 +109,7 @@ def _train() -> int:
     """Trains as the flags say; returns the exit status (3: non-finite loss, 143: interrupted)."""
     from coseg_tf import trainer
 
-    config = trainer.resolve_config(FLAGS.config, FLAGS.set, FLAGS.data_dir, FLAGS.variant)
+    config = cli.resolve_config(FLAGS.config, FLAGS.set, FLAGS.data_dir, FLAGS.variant)
     options = trainer.TrainOptions(
         model_dir=FLAGS.model_dir,
         strategy=FLAGS.strategy,

@@ -15,6 +15,8 @@ import tensorflow as tf
 
 from coseg_tf import config as config_lib
 from coseg_tf import trainer as trainer_lib
+from coseg_tf.checkpoints import RunMismatchError, check_run_dir, load_initial_weights
+from coseg_tf.cli import resolve_config
 from coseg_tf.testing import run_module
 
 SIZE = 32
@@ -91,7 +93,7 @@ def _assert_refused(result, command, *culprits):
 
 @pytest.mark.parametrize("name", ["my data #1", "a: b", "[x]"])
 def test_data_dir_is_a_path_never_yaml(name):
-    config = trainer_lib.resolve_config("tiny", ["train_params.batch_size=2"], name, None)
+    config = resolve_config("tiny", ["train_params.batch_size=2"], name, None)
     assert config["dataset_params"]["root_dir"] == name
     assert config["train_params"]["batch_size"] == 2
 
@@ -99,29 +101,27 @@ def test_data_dir_is_a_path_never_yaml(name):
 def test_a_run_with_another_config_is_refused_before_anything_is_written(run):
     before = _snapshot(run)
     other = _config("model_params.common_params.num_segments=6", "train_params.lr_segmentation=1.0e-3")
-    with pytest.raises(trainer_lib.RunMismatchError) as raised:
+    with pytest.raises(RunMismatchError) as raised:
         _trainer(run, other).train()
     message = str(raised.value)
     assert "model_params.common_params.num_segments: 4 -> 6" in message
     assert "train_params.lr_segmentation: 0.0002 -> 0.001" in message
     assert _snapshot(run) == before
     # What may change on a resume (a longer run, moved data) is not a difference.
-    trainer_lib.check_run_dir(
-        str(run), _config("train_params.num_epochs=2", "dataset_params.root_dir=/moved")
-    )
+    check_run_dir(str(run), _config("train_params.num_epochs=2", "dataset_params.root_dir=/moved"))
 
 
 def test_a_checkpoint_of_another_model_is_not_taken_for_a_damaged_one(run, tmp_path):
     (run / "config.yaml").unlink()  # a run from before config.yaml was written
     other = _trainer(run, _config("model_params.common_params.num_segments=6"))
-    with pytest.raises(trainer_lib.RunMismatchError, match=r"ckpt-2 holds a different model \(its "):
+    with pytest.raises(RunMismatchError, match=r"ckpt-2 holds a different model \(its "):
         other.restore_or_initialise()
     # and as initial weights
     fresh = _trainer(tmp_path / "fresh", _config("model_params.common_params.num_segments=6"))
-    with pytest.raises(trainer_lib.RunMismatchError, match="--init_weights .* holds a different model"):
-        trainer_lib.load_initial_weights(fresh.model, str(run / "checkpoints" / "ckpt-2"))
-    with pytest.raises(trainer_lib.RunMismatchError, match="--init_weights .*final holds a different model"):
-        trainer_lib.load_initial_weights(fresh.model, str(run / "final"))
+    with pytest.raises(RunMismatchError, match="--init_weights .* holds a different model"):
+        load_initial_weights(fresh.task.model, str(run / "checkpoints" / "ckpt-2"))
+    with pytest.raises(RunMismatchError, match="--init_weights .*final holds a different model"):
+        load_initial_weights(fresh.task.model, str(run / "final"))
 
 
 def test_coseg_train_on_a_run_with_another_k_stops_and_names_the_key(run, tmp_path):
@@ -298,9 +298,9 @@ def test_every_size_the_architecture_takes_trains(name, overrides, tmp_path):
     trainer = _trainer(tmp_path / "run", config, steps_per_epoch=2, checkpoint_every=0)
     height, width = config["dataset_params"]["frame_shape"][:2]
     batch = _frames(1, (height, width))
-    losses, applied = trainer.run_step(batch)
+    losses, applied = trainer.task.run_step(batch)
     assert applied and all(np.isfinite(v) for v in losses.values()), losses
-    out = trainer.model.segmenter(batch["target"], training=False)
+    out = trainer.task.model.segmenter(batch["target"], training=False)
     stride = round(1 / config["model_params"]["segmentation_module_params"]["scale_factor"])
     assert out["segmentation"].shape[1:3] == (-(-height // stride), -(-width // stride))
 

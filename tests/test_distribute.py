@@ -3,12 +3,12 @@
 import pytest
 
 from coseg_tf import config as config_lib
-from coseg_tf import distribute, trainer
+from coseg_tf import distribute, task, trainer
 
 
 def test_the_trainer_and_the_commands_share_one_precision_list():
-    assert trainer.PRECISIONS is config_lib.PRECISIONS
-    assert trainer.resolve_precision is distribute.resolve_precision
+    assert distribute.PRECISIONS is config_lib.PRECISIONS
+    assert trainer.resolve_precision is task.resolve_precision is distribute.resolve_precision
 
 
 def test_auto_resolves_to_a_policy_of_this_machine():

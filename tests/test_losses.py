@@ -57,7 +57,7 @@ def test_bad_layer_weights_are_refused(weights):
 
 
 def test_warps_drawn_from_one_stateless_seed_agree_and_have_the_set_spread():
-    from coseg_tf import trainer
+    from coseg_tf import task
     from coseg_tf.losses import EquivarianceTransform, random_warp
 
     seed = tf.constant([3, 7], tf.int64)
@@ -70,9 +70,9 @@ def test_warps_drawn_from_one_stateless_seed_agree_and_have_the_set_spread():
     np.testing.assert_allclose(np.mean(theta, 0), np.eye(2, 3), atol=0.005)
     np.testing.assert_allclose(np.std(theta, 0), np.full((2, 3), 0.05), rtol=0.05)
     np.testing.assert_allclose(np.std(tps), 0.005, rtol=0.05)
-    # The trainer's warps of a step are these, from (seed, step).
+    # The training task's warps of a step are these, from (seed, step).
     params = {"sigma_affine": 0.05, "sigma_tps": 0.005, "points_tps": 5}
-    np.testing.assert_array_equal(trainer.global_transform(3, 7, 4096, params)[0], theta)
+    np.testing.assert_array_equal(task.global_transform(3, 7, 4096, params)[0], theta)
     # The model's own draw (no transform given) is the same distribution, stateful.
     warp = EquivarianceTransform.random(8, 0.05, 0.005, 5, seed=0)
     assert warp.theta.shape == (8, 2, 3) and warp.control_params.shape == (8, 1, 25)

@@ -20,6 +20,8 @@ import pytest
 import tensorflow as tf
 
 from coseg_tf import config as config_lib
+from coseg_tf import distribute
+from coseg_tf import task as task_lib
 from coseg_tf import trainer as trainer_lib
 from coseg_tf.testing import quiet_env, run_module
 
@@ -75,12 +77,12 @@ def _trainer(tmp_path, config=None, data=None, steps_per_epoch=4, **options):
 
 
 def _weights(trainer):
-    return [v.numpy().copy() for m in trainer.modules for v in m.weights]
+    return [v.numpy().copy() for m in trainer.task.modules for v in m.weights]
 
 
 def _lowers_the_loss(trainer, steps=5, max_skipped=0):
     batch = _frames(2, seed=1)
-    results = [trainer.run_step(batch) for _ in range(steps)]
+    results = [trainer.task.run_step(batch) for _ in range(steps)]
     applied = [losses for losses, was_applied in results if was_applied]
     assert len(applied) >= steps - max_skipped, [a for _, a in results]
     return applied[0], applied[-1]
@@ -100,9 +102,9 @@ def test_every_variant_lowers_the_loss_on_a_fixed_batch(tmp_path, variant):
 def test_mixed_precision_and_xla_train(tmp_path, precision, xla):
     trainer = _trainer(tmp_path, mixed_precision=precision, xla=xla)
     if precision != "off":
-        conv = trainer.model.generator.bottleneck[0].conv1
+        conv = trainer.task.model.generator.bottleneck[0].conv1
         assert conv.compute_dtype == precision.removeprefix("mixed_")
-        assert trainer.model.segmenter.shift.compute_dtype == "float32"  # geometry stays float32
+        assert trainer.task.model.segmenter.shift.compute_dtype == "float32"  # geometry stays float32
     # float16: the first steps may overflow while the dynamic loss scale settles.
     fp16 = precision == "mixed_float16"
     first, last = _lowers_the_loss(trainer, steps=8 if fp16 else 5, max_skipped=4 if fp16 else 0)
@@ -113,20 +115,20 @@ def test_mixed_precision_keeps_the_read_layers_float32():
     from coseg_tf.model import build_model
 
     model = build_model(_config("train_params.loss_weights.perceptual=[1,1,0,0,0]"), seed=0)
-    trainer_lib.apply_mixed_precision(model, "mixed_bfloat16")
+    distribute.apply_mixed_precision(model, "mixed_bfloat16")
     vgg = model.perceptual.vgg
     assert [vgg.get_layer(n).dtype_policy.name for n in model.perceptual.feature_layers] == ["float32"] * 2
     assert vgg.get_layer("block1_conv2").dtype_policy.name == "mixed_bfloat16"
 
 
 def test_learning_rate_steps_down_at_the_milestones():
-    assert trainer_lib.learning_rate(1.0, 0, [2, 4]) == 1.0
-    assert trainer_lib.learning_rate(1.0, 2, [2, 4]) == pytest.approx(0.1)
-    assert trainer_lib.learning_rate(1.0, 5, [2, 4]) == pytest.approx(0.01)
+    assert task_lib.learning_rate(1.0, 0, [2, 4]) == 1.0
+    assert task_lib.learning_rate(1.0, 2, [2, 4]) == pytest.approx(0.1)
+    assert task_lib.learning_rate(1.0, 5, [2, 4]) == pytest.approx(0.01)
     warmup = {"epochs": 2, "factor": 0.2}
-    assert trainer_lib.learning_rate(1.0, 1, [2], warmup) == pytest.approx(0.2)
-    assert trainer_lib.learning_rate(1.0, 2, [2], warmup) == pytest.approx(0.1)
-    assert trainer_lib.learning_rate(1.0, 1, [1], warmup) == pytest.approx(0.02)
+    assert task_lib.learning_rate(1.0, 1, [2], warmup) == pytest.approx(0.2)
+    assert task_lib.learning_rate(1.0, 2, [2], warmup) == pytest.approx(0.1)
+    assert task_lib.learning_rate(1.0, 1, [1], warmup) == pytest.approx(0.02)
 
 
 def test_one_optimiser_per_module_with_the_configured_settings(tmp_path):
@@ -138,7 +140,7 @@ def test_one_optimiser_per_module_with_the_configured_settings(tmp_path):
         "train_params.num_epochs=3",
     )
     trainer = _trainer(tmp_path, config, steps_per_epoch=1, max_epochs=1)
-    segmenter_opt, generator_opt = trainer.optimizers
+    segmenter_opt, generator_opt = trainer.task.optimizers
     assert segmenter_opt.beta_1 == 0.5 and segmenter_opt.beta_2 == 0.9
     trainer.train()  # epoch 0: the segmenter's warm-up, not the generator's
     assert float(segmenter_opt.learning_rate.numpy()) == pytest.approx(0.5e-4)
@@ -163,7 +165,7 @@ def test_restart_optimizer_zeroes_steps_and_moments_and_keeps_the_rate(loss_scal
     optimizer.learning_rate = 5e-4
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     assert int(inner.iterations.numpy()) == 1 and np.any(inner.variables[-1].numpy() != 0)
-    trainer_lib.restart_optimizer(optimizer)
+    task_lib.restart_optimizer(optimizer)
     rest = [v.numpy() for v in inner.variables if v.name != "learning_rate"]
     assert len(rest) == 3 and all(np.all(v == 0) for v in rest)
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(5e-4)
@@ -175,7 +177,7 @@ def test_warmup_end_restarts_both_optimisers_also_on_resume(tmp_path):
     config = _config("train_params.segmentation_warmup={epochs: 1, factor: 0.5}", "train_params.num_epochs=3")
 
     def iterations(trainer):
-        return [int(o.iterations.numpy()) for o in trainer.optimizers]
+        return [int(o.iterations.numpy()) for o in trainer.task.optimizers]
 
     warm = _trainer(tmp_path, config, steps_per_epoch=2, max_epochs=1)
     warm.train()
@@ -201,7 +203,7 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
     assert result.step == 6 and int(second.epoch.numpy()) == 2
     for a, b in zip(_weights(whole), _weights(second), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert int(whole.optimizers[0].iterations.numpy()) == int(second.optimizers[0].iterations.numpy()) == 6
+    assert [int(t.task.optimizers[0].iterations.numpy()) for t in (whole, second)] == [6, 6]
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
@@ -218,7 +220,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     resumed = _trainer(tmp_path, steps_per_epoch=4, checkpoint_every=2, keep_checkpoints=5)
     with caplog.at_level("WARNING"):
         message = resumed.restore_or_initialise()
-    assert "ckpt-2" in message and int(resumed.step.numpy()) == 2
+    assert "ckpt-2" in message and int(resumed.task.step.numpy()) == 2
     assert any("ckpt-4 is unreadable" in r.getMessage() for r in caplog.records)
 
 
@@ -229,19 +231,19 @@ def test_non_finite_steps_are_skipped_counted_and_stop_training(tmp_path):
     data["source"][2 * 5 :] = np.nan  # steps 6, 7, 8: a streak of three
     trainer = _trainer(tmp_path, config, data, steps_per_epoch=8, checkpoint_every=1, keep_checkpoints=10)
     after = []  # the weights after each step
-    original = trainer._train_step
+    original = trainer.task.train_step
 
     def step_and_record(*args):
         out = original(*args)
         after.append(_weights(trainer))
         return out
 
-    trainer._train_step = step_and_record
+    trainer.task.train_step = step_and_record
     with pytest.raises(trainer_lib.NonFiniteLossError, match="3 consecutive steps") as error:
         trainer.train()
     assert "ckpt-5" in str(error.value)
     assert int(trainer.nonfinite_total.numpy()) == 4
-    assert int(trainer.optimizers[0].iterations.numpy()) == 4  # 8 steps, 4 applied
+    assert int(trainer.task.optimizers[0].iterations.numpy()) == 4  # 8 steps, 4 applied
     # The skipped step 4 changed nothing, batch-norm statistics included.
     for a, b in zip(after[2], after[3], strict=True):
         np.testing.assert_array_equal(a, b)
@@ -269,6 +271,7 @@ _COMMON = f"""
     import numpy as np
     import tensorflow as tf
     from test_trainer import _config, _dataset_fn, _frames, _weights
+    from coseg_tf import distribute
     from coseg_tf import trainer as trainer_lib
 """
 
@@ -287,18 +290,18 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path):
         trainers[name] = trainer_lib.Trainer(config, options, dataset_fn=_dataset_fn(_frames(4), 4),
                                              steps_per_epoch=1)
     one, two = trainers["default"], trainers["mirrored"]
-    assert one.num_replicas == 1 and two.num_replicas == 2, two.num_replicas
-    for a, b in zip(two.model.weights, one.model.weights):
+    assert one.task.num_replicas == 1 and two.task.num_replicas == 2, two.task.num_replicas
+    for a, b in zip(two.task.model.weights, one.task.model.weights):
         a.assign(b)
     initial = _weights(one)
-    first = {{name: t.run_step(_frames(4, seed=1))[0] for name, t in trainers.items()}}
+    first = {{name: t.task.run_step(_frames(4, seed=1))[0] for name, t in trainers.items()}}
     updates = {{name: [w - w0 for w, w0 in zip(_weights(t), initial)] for name, t in trainers.items()}}
     # Adam's first moments after one step are (1 - beta_1) x the all-reduced gradient.
     moments = {{}}
     for name, t in trainers.items():
-        slots = [v.numpy().ravel() for o in t.optimizers for v in o.variables if "momentum" in v.path]
+        slots = [v.numpy().ravel() for o in t.task.optimizers for v in o.variables if "momentum" in v.path]
         moments[name] = np.concatenate(slots)
-    second = {{name: t.run_step(_frames(4, seed=2))[0] for name, t in trainers.items()}}
+    second = {{name: t.task.run_step(_frames(4, seed=2))[0] for name, t in trainers.items()}}
     for key in first["default"]:
         np.testing.assert_allclose(first["mirrored"][key], first["default"][key], rtol=1e-5, err_msg=key)
         # After one update: Adam divides by |gradient|, so rounding in near-zero gradients shows.
@@ -352,13 +355,13 @@ def test_multi_worker_on_loopback_trains_and_workers_agree(tmp_path):
         _COMMON
         + f"""
     import json, os
-    strategy = trainer_lib.make_strategy("multi_worker")
+    strategy = distribute.make_strategy("multi_worker")
     config = _config("train_params.num_epochs=1", batch=4)
     options = trainer_lib.TrainOptions(model_dir={str(tmp_path / "model")!r}, strategy="multi_worker",
                                        progress=False, image_every=0, checkpoint_every=2)
     t = trainer_lib.Trainer(config, options, dataset_fn=_dataset_fn(_frames(12), 4), steps_per_epoch=3,
                             strategy=strategy)
-    assert t.num_replicas == 2
+    assert t.task.num_replicas == 2
     result = t.train()
     task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     np.savez({str(tmp_path)!r} + f"/worker{{task}}.npz", *_weights(t))
@@ -461,14 +464,14 @@ def test_training_killed_mid_run_resumes_to_the_same_step_count(tmp_path):
 def test_sigterm_checkpoints_and_stops_then_resumes(tmp_path):
     config = _config("train_params.num_epochs=2")
     trainer = _trainer(tmp_path, config, steps_per_epoch=2)
-    original = trainer._train_step
+    original = trainer.task.train_step
 
     def step_then_signal(*args):
-        if int(trainer.step.numpy()) == 0:  # during the first step, as a preemption notice would
+        if int(trainer.task.step.numpy()) == 0:  # during the first step, as a preemption notice would
             os.kill(os.getpid(), signal.SIGTERM)
         return original(*args)
 
-    trainer._train_step = step_then_signal
+    trainer.task.train_step = step_then_signal
     # The flag is all-reduced with the next step, so that every worker stops at the same one.
     with pytest.raises(trainer_lib.TrainingInterrupted, match="stopped at step 2"):
         trainer.train()

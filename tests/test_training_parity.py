@@ -2,7 +2,7 @@
 
 `../shared/fixtures/reference_training/` holds two train-mode steps of the original PyTorch
 implementation (tiny widths, the paper's topology, a torchvision-layout VGG19, the recorded
-equivariance transforms). Here the trainer's own step (`Trainer.run_step`) runs them from the
+equivariance transforms). Here the trainer's own step (`TrainingTask.run_step`) runs them from the
 same weights, and its losses, gradients, batch-norm running statistics and Adam updates are
 compared with the recording, at the tolerances of the fixture's README.
 
@@ -108,7 +108,7 @@ def _trainer(manifest: dict, tmp_path: pathlib.Path, overrides: list[str] = ()) 
     options = TrainOptions(model_dir=str(tmp_path / "run"), mixed_precision="off", progress=False)
     trainer = Trainer(_config(manifest, overrides), options, dataset_fn=no_data, steps_per_epoch=1)
     report = weights.load_original_weights(
-        trainer.model.segmenter, trainer.model.generator, str(REFERENCE / "train_step_weights.npz")
+        trainer.task.model.segmenter, trainer.task.model.generator, str(REFERENCE / "train_step_weights.npz")
     )
     assert not report.missing and not report.ignored, report.summary()
     return trainer
@@ -121,14 +121,14 @@ def _variables(trainer: Trainer, manifest: dict) -> dict[str, dict[str, tuple]]:
         keys[module].append(key)
     return {
         module: weights.state_dict_variables(keras_module, keys[module])
-        for module, keras_module in zip(MODULES, trainer.modules, strict=True)
+        for module, keras_module in zip(MODULES, trainer.task.modules, strict=True)
     }
 
 
 def _first_moments(trainer: Trainer, variables: dict) -> dict[str, np.ndarray]:
     """Adam's first moment of every trainable parameter, in PyTorch layout, keyed module/key."""
     out = {}
-    for module, optimizer in zip(MODULES, trainer.optimizers, strict=True):
+    for module, optimizer in zip(MODULES, trainer.task.optimizers, strict=True):
         for key, (variable, is_kernel) in variables[module].items():
             if not variable.trainable:
                 continue
@@ -160,7 +160,7 @@ def run_and_compare(tmp_path: pathlib.Path, overrides: list[str] = ()) -> tuple[
     before, previous_moments, reference_moments = _values(variables), None, None
     gradient_errors: list[float] = []
     for step in (1, 2):
-        got_losses, applied = trainer.run_step(
+        got_losses, applied = trainer.task.run_step(
             batch, transform=(io[f"step{step}/theta"], io[f"step{step}/control_params"])
         )
         assert applied, f"step {step} was skipped"
