@@ -209,10 +209,9 @@ def _export(argv: list[str]) -> int:
                 representative = _calibration_frames(model, size, origin, samples)
             start = time.perf_counter()
             content = tflite.convert_segmenter(model, variant, size, representative)
-            path = os.path.join(folder, tflite.file_name(FLAGS.model_name, "segmenter", variant, size))
-            _write(path, content)
-            print(f"TFLite: {path} ({len(content) / 1e6:.2f} MB, {time.perf_counter() - start:.1f} s)")
-            report["artifacts"][f"segmenter_{variant}"] = path
+            report["artifacts"][f"segmenter_{variant}"] = _write_tflite(
+                folder, "segmenter", variant, size, content, start
+            )
             if FLAGS.verify:
                 checks.append(
                     verify.verify_tflite_segmenter(
@@ -223,10 +222,9 @@ def _export(argv: list[str]) -> int:
             for variant in FLAGS.part_swap_variants:
                 start = time.perf_counter()
                 content = tflite.convert_part_swap(model, variant, size)
-                path = os.path.join(folder, tflite.file_name(FLAGS.model_name, "part_swap", variant, size))
-                _write(path, content)
-                print(f"TFLite: {path} ({len(content) / 1e6:.2f} MB, {time.perf_counter() - start:.1f} s)")
-                report["artifacts"][f"part_swap_{variant}"] = path
+                report["artifacts"][f"part_swap_{variant}"] = _write_tflite(
+                    folder, "part_swap", variant, size, content, start
+                )
                 if FLAGS.verify:
                     checks.append(
                         verify.verify_tflite_part_swap(
@@ -265,11 +263,19 @@ def _calibration_frames(model: Any, size: tuple[int, int], origin: str, samples:
     return [frame[None] for frame in frames]
 
 
-def _write(path: str, content: bytes) -> None:
+def _write_tflite(
+    folder: str, kind: str, variant: str, size: tuple[int, int], content: bytes, started: float
+) -> str:
+    """Writes one converted model into `folder` (whole or not at all) and says so; returns its path."""
+    from coseg_tf.export import tflite
+
+    path = os.path.join(folder, tflite.file_name(FLAGS.model_name, kind, variant, size))
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(content)
     os.replace(tmp, path)
+    print(f"TFLite: {path} ({len(content) / 1e6:.2f} MB, {time.perf_counter() - started:.1f} s)")
+    return path
 
 
 def _run(argv: list[str]) -> int:
