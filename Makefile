@@ -32,9 +32,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m coseg_tf.demo --output_dir runs/demo
 
-# The fast suite (what CI runs).
+# The fast suite (what CI runs), in two processes (pytest-xdist); an idle one takes queued tests of the other.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist worksteal tests
 
 # Everything, including the slow tests (long training, multi-process runs).
 test-all: $(STAMP)

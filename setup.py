@@ -74,7 +74,7 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "test": ["pytest>=8", "ruff==0.17.5", "import-linter==2.17", "build==1.6.1"],
+        "test": ["pytest>=8", "pytest-xdist==3.8.0", "ruff==0.17.5", "import-linter==2.17", "build==1.6.1"],
         # The TF Serving client (gRPC/REST request protos). tensorflow-serving-api requires the
         # `tensorflow` distribution: install it with the gpu extra, or alone in a client
         # environment (with the cpu extra pip would add `tensorflow` beside tensorflow-cpu).

@@ -13,7 +13,12 @@ float checks of part swap do not depend on training).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -21,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from coseg_tf import config as config_lib
-from coseg_tf.data import video_io
+from coseg_tf.data import synthetic, video_io
 from coseg_tf.model import CosegModel, build_modules
 from coseg_tf.testing import run_module
 
@@ -36,20 +41,38 @@ def puppet_colours(rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([np.zeros((1, 3), np.float32), np.clip(_COLOURS + jitter, 0, 1)])
 
 
+def _box(cx: float, cy: float, half_x: float, half_y: float) -> np.ndarray:
+    return np.array(
+        [
+            [cx - half_x, cy - half_y],
+            [cx + half_x, cy - half_y],
+            [cx + half_x, cy + half_y],
+            [cx - half_x, cy + half_y],
+        ]
+    )
+
+
 def render_puppet(
     size: int, rng: np.random.Generator, colours: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One frame [size, size, 3] float in [0, 1] and its labels [size, size] (0 = background)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    """One frame [size, size, 3] float in [0, 1] and its labels [size, size] (0 = background).
+
+    The four parts are convex polygons filled by the synthetic data's rasteriser, flat
+    coloured: flat parts make the supervised fit quick and the part swap checks exact.
+    """
     cx, cy = 0.5 + rng.uniform(-0.12, 0.12), 0.55 + rng.uniform(-0.1, 0.1)
     raise_left, raise_right = rng.uniform(-0.15, 0.15, size=2)
-    labels = np.zeros((size, size), np.int32)
-    torso = (np.abs(xx - cx) < 0.12) & (np.abs(yy - cy) < 0.2)
-    head = (xx - cx) ** 2 + (yy - (cy - 0.3)) ** 2 < 0.1**2
-    left = (np.abs(xx - (cx - 0.22)) < 0.1) & (np.abs(yy - (cy - 0.08 + raise_left)) < 0.04)
-    right = (np.abs(xx - (cx + 0.22)) < 0.1) & (np.abs(yy - (cy - 0.08 + raise_right)) < 0.04)
-    for label, mask in enumerate((torso, head, left, right), start=1):
-        labels[mask] = label
+    angles = np.linspace(0.0, 2.0 * np.pi, 24, endpoint=False)
+    head = np.stack([cx + 0.1 * np.cos(angles), cy - 0.3 + 0.1 * np.sin(angles)], axis=-1)
+    parts = (  # label order of PARTS; a later part covers an earlier one
+        _box(cx, cy, 0.12, 0.2),
+        head,
+        _box(cx - 0.22, cy - 0.08 + raise_left, 0.1, 0.04),
+        _box(cx + 0.22, cy - 0.08 + raise_right, 0.1, 0.04),
+    )
+    layers = [(label, (polygon * size)[None]) for label, polygon in enumerate(parts, start=1)]
+    labels = synthetic.rasterise(layers, size, num_frames=1)[0].astype(np.int32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     background = np.stack([0.2 + 0.5 * yy, 0.3 + 0.2 * xx, 0.45 - 0.2 * yy], axis=-1)
     colours = puppet_colours(rng) if colours is None else colours
     image = np.where(labels[..., None] > 0, colours[labels], background)
@@ -155,43 +178,73 @@ def fit_generator(
 _CACHE: dict[str, Any] = {}
 
 
+@contextlib.contextmanager
+def _built_once(marker: str) -> Iterator[bool]:
+    """Holds `marker`'s lock; yields whether the file `marker` still has to be written.
+
+    Parallel test processes (pytest-xdist workers) share one base folder: the first builds
+    what the marker stands for, the others wait on the lock and then read it from disk.
+    """
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    with open(marker + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield not os.path.exists(marker)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def trained_run(base: str) -> dict[str, Any]:
-    """Once per process: puppet data and a fitted tiny model saved as the trainer saves a run.
+    """Once per `base`: puppet data and a fitted tiny model saved as the trainer saves a run.
 
     Writes `<base>/data` (train/test frame folders) and `<base>/run` laid out as the
     trainer's model_dir: `config.yaml` (root_dir pointing at the data), `final/model.keras`
     (+ `final/config.yaml`) and `checkpoints/` with the trainer's variables-by-path checkpoint.
+    A process that finds them written (by an earlier process on the same `base`) reads them.
     Returns the paths and the in-memory model.
     """
     key = f"run:{base}"
-    if key not in _CACHE:
-        keras.utils.set_random_seed(0)
-        root = write_dataset(os.path.join(base, "data"))
-        config = tiny_config(root)
-        model = build_tiny_model(config)
-        accuracy = fit_segmenter(model.segmenter)
-        l1 = fit_generator(model.segmenter, model.generator)
-        run_dir = os.path.join(base, "run")
-        os.makedirs(os.path.join(run_dir, "final"), exist_ok=True)
-        config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
-        config_lib.save_config(config, os.path.join(run_dir, "final", "config.yaml"))
-        model.save(os.path.join(run_dir, "final", "model.keras"))
-        from coseg_tf.checkpoints import model_variables
+    if key in _CACHE:
+        return _CACHE[key]
+    run_dir = os.path.join(base, "run")
+    keras_path = os.path.join(run_dir, "final", "model.keras")
+    fit_path = os.path.join(run_dir, "fit.json")
+    with _built_once(fit_path) as build:
+        if build:
+            keras.utils.set_random_seed(0)
+            root = write_dataset(os.path.join(base, "data"))
+            config = tiny_config(root)
+            model = build_tiny_model(config)
+            fit = {"pixel_accuracy": fit_segmenter(model.segmenter)}
+            fit["reconstruction_l1"] = fit_generator(model.segmenter, model.generator)
+            os.makedirs(os.path.join(run_dir, "final"), exist_ok=True)
+            config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
+            config_lib.save_config(config, os.path.join(run_dir, "final", "config.yaml"))
+            model.save(keras_path)
+            from coseg_tf.checkpoints import model_variables
 
-        # The trainer's checkpoint layout (its own function, so a format change shows here).
-        tf.train.Checkpoint(model_variables=model_variables(model)).save(
-            os.path.join(run_dir, "checkpoints", "ckpt")
-        )
-        _CACHE[key] = {
-            "data": root,
-            "run_dir": run_dir,
-            "config_path": os.path.join(run_dir, "config.yaml"),
-            "keras_path": os.path.join(run_dir, "final", "model.keras"),
-            "model": model,
-            "config": config,
-            "pixel_accuracy": accuracy,
-            "reconstruction_l1": l1,
-        }
+            # The trainer's checkpoint layout (its own function, so a format change shows here).
+            tf.train.Checkpoint(model_variables=model_variables(model)).save(
+                os.path.join(run_dir, "checkpoints", "ckpt")
+            )
+            with open(fit_path, "w") as f:
+                json.dump(fit, f)
+        else:
+            config = config_lib.load_config(os.path.join(run_dir, "config.yaml"))
+            root = config["dataset_params"]["root_dir"]
+            model = build_tiny_model(config)
+            model.load_weights(keras_path)
+            with open(fit_path) as f:
+                fit = json.load(f)
+    _CACHE[key] = {
+        "data": root,
+        "run_dir": run_dir,
+        "config_path": os.path.join(run_dir, "config.yaml"),
+        "keras_path": keras_path,
+        "model": model,
+        "config": config,
+        **fit,
+    }
     return _CACHE[key]
 
 
@@ -201,12 +254,28 @@ def run_export(args: list[str]) -> Any:
 
 
 def full_export(base: str) -> dict[str, Any]:
-    """Once per process: `coseg-export` of `trained_run(base)` with every artifact at 64x64."""
+    """Once per `base`: `coseg-export` of `trained_run(base)` with every artifact at 64x64."""
     key = f"export:{base}"
-    if key not in _CACHE:
-        run = trained_run(base)
-        out = os.path.join(base, "exported")
-        args = ["--model", run["keras_path"], "--output_dir", out, "--tflite_size", "64"]
-        result = run_export(args)
-        _CACHE[key] = {"result": result, "output_dir": out, "run": run}
+    if key in _CACHE:
+        return _CACHE[key]
+    run = trained_run(base)
+    out = os.path.join(base, "exported")
+    record = os.path.join(base, "export_process.json")
+    with _built_once(record) as build:
+        if build:
+            args = ["--model", run["keras_path"], "--output_dir", out, "--tflite_size", "64"]
+            result = run_export(args)
+            with open(record, "w") as f:
+                json.dump(
+                    {
+                        "args": result.args,
+                        "returncode": result.returncode,
+                        "stdout": result.stdout,
+                        "stderr": result.stderr,
+                    },
+                    f,
+                )
+        with open(record) as f:
+            result = subprocess.CompletedProcess(**json.load(f))
+    _CACHE[key] = {"result": result, "output_dir": out, "run": run}
     return _CACHE[key]

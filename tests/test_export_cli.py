@@ -11,8 +11,8 @@ from coseg_tf.export import main, testing, tflite
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    return testing.full_export(str(tmp_path_factory.getbasetemp() / "export_session"))
+def exported(export_session):
+    return testing.full_export(export_session)
 
 
 def test_full_export_succeeds_and_reports_agreement(exported):

@@ -18,8 +18,8 @@ from coseg_tf.model import CosegModel
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return testing.trained_run(str(tmp_path_factory.getbasetemp() / "export_session"))
+def run(export_session):
+    return testing.trained_run(export_session)
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ SIGNATURES = ("serving_default", "serve_uint8", "serve_bytes", "part_swap")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    return testing.full_export(str(tmp_path_factory.getbasetemp() / "export_session"))
+def exported(export_session):
+    return testing.full_export(export_session)
 
 
 @pytest.fixture(scope="module")

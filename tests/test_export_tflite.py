@@ -18,8 +18,8 @@ SIZE = (64, 64)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    return testing.full_export(str(tmp_path_factory.getbasetemp() / "export_session"))
+def exported(export_session):
+    return testing.full_export(export_session)
 
 
 @pytest.fixture(scope="module")

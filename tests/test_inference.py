@@ -5,31 +5,30 @@ labels, so its maps are sharp and label agreement between backends is meaningful
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from coseg_tf import config as config_lib
 from coseg_tf import inference
-from coseg_tf.export import saved_model, testing, tflite
-from coseg_tf.model_files import load_model
+from coseg_tf.export import testing
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    # The export tests' base: in one pytest process the model is trained once for all.
-    return testing.trained_run(str(tmp_path_factory.getbasetemp() / "export_session"))
+def run(export_session):
+    return testing.trained_run(export_session)
 
 
 @pytest.fixture(scope="module")
-def exported(run, tmp_path_factory):
-    """The run's model as a SavedModel (with part swap) and a float32 TFLite segmenter."""
-    out = tmp_path_factory.mktemp("inference_exports")
-    loaded = load_model(run["keras_path"])
-    version = saved_model.export_saved_model(loaded, str(out), "coseg", 1)
-    tflite_path = out / "segmenter_float32.tflite"
-    tflite_path.write_bytes(tflite.convert_segmenter(loaded, "float32", loaded.frame_size))
-    return {"saved_model": version, "saved_model_base": str(out / "coseg"), "tflite": str(tflite_path)}
+def exported(export_session):
+    """The run's model as coseg-export wrote it: a SavedModel (with part swap) and a float32 TFLite."""
+    out = testing.full_export(export_session)["output_dir"]
+    return {
+        "saved_model": os.path.join(out, "coseg", "1"),
+        "saved_model_base": os.path.join(out, "coseg"),
+        "tflite": os.path.join(out, "tflite", "coseg_segmenter_float32_64x64.tflite"),
+    }
 
 
 def puppets(count: int, seed: int = 7) -> np.ndarray:

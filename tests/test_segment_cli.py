@@ -14,8 +14,8 @@ from coseg_tf.testing import run_module
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return testing.trained_run(str(tmp_path_factory.getbasetemp() / "export_session"))
+def run(export_session):
+    return testing.trained_run(export_session)
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:

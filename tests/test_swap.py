@@ -33,8 +33,8 @@ OTHER_LOOK = np.array(
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return testing.trained_run(str(tmp_path_factory.getbasetemp() / "export_session"))
+def run(export_session):
+    return testing.trained_run(export_session)
 
 
 @pytest.fixture(scope="module")
