@@ -86,6 +86,22 @@ def check_output_dir(path: str, flag: str) -> None:
         raise CosegError(f"{flag}={path}: {existing} is not writable")
 
 
+def define_model_flags(model_help: str, required: bool = True) -> None:
+    """`--model` and `--config`, spelled and explained alike by every command that reads a model.
+
+    Args:
+      model_help: What this command's `--model` may name (the kinds of model file it reads).
+      required: Whether `--model` must be given.
+    """
+    flags.DEFINE_string("model", None, model_help, required=required)
+    flags.DEFINE_string(
+        "config",
+        None,
+        "Config YAML path or packaged config name (e.g. vox-256-sem-10segments); default: the "
+        "config.yaml beside the model (trainer layout).",
+    )
+
+
 def resolve_config(
     name_or_path: str, overrides: list[str], data_dir: str | None, variant: str | None
 ) -> dict[str, Any]:

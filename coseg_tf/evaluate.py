@@ -57,15 +57,11 @@ NORMALIZERS = ("auto", "bbox_diagonal", "mask_height")
 def _define_flags() -> None:
     # Defined when run as a command only, so importing this module (tests, benchmarks) does
     # not add flags to the process.
-    flags.DEFINE_string(
-        "model",
-        None,
+    cli.define_model_flags(
         "What to evaluate: a trainer model directory, a .keras file, a tf.train checkpoint, an original "
         ".pth.tar (with --config), an exported SavedModel directory, a .tflite segmenter, or `kmeans` "
-        "(the non-learned baseline).",
-        required=True,
+        "(the non-learned baseline)."
     )
-    flags.DEFINE_string("config", None, "Config YAML; default: the one beside the model (trainer layout).")
     flags.DEFINE_enum(
         "data_format",
         "synthetic",

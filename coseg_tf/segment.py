@@ -30,14 +30,10 @@ FLAGS = flags.FLAGS
 def _define_flags() -> None:
     # Defined when run as a command only, so importing this module (tests, other commands)
     # does not add flags to the process.
-    flags.DEFINE_string(
-        "model",
-        None,
+    cli.define_model_flags(
         "The model: a trainer run dir, a .keras file, a tf.train checkpoint, an original .pth.tar "
-        "(with --config), an exported SavedModel (version dir or its parent) or a .tflite segmenter.",
-        required=True,
+        "(with --config), an exported SavedModel (version dir or its parent) or a .tflite segmenter."
     )
-    flags.DEFINE_string("config", None, "Config YAML; default: the run's config.yaml beside the model.")
     flags.DEFINE_multi_string(
         "input",
         [],

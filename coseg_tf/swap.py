@@ -30,14 +30,10 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     # Defined when run as a command only (see coseg_tf/data/make_synthetic.py).
-    flags.DEFINE_string(
-        "model",
-        None,
+    cli.define_model_flags(
         "The whole model (segmenter + generator): a trainer run dir, its final/model.keras, a tf.train "
-        "checkpoint, an original .pth.tar (with --config), or a SavedModel exported with part swap.",
-        required=True,
+        "checkpoint, an original .pth.tar (with --config), or a SavedModel exported with part swap."
     )
-    flags.DEFINE_string("config", None, "Config YAML; default: the run's config.yaml beside the model.")
     flags.DEFINE_string(
         "source",
         None,

@@ -28,17 +28,10 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     """The command's flags, defined when it runs (importing the module defines none)."""
-    flags.DEFINE_string(
-        "model",
-        None,
+    cli.define_model_flags(
         "A run folder (its final/model.keras), a .keras file, a tf.train checkpoint (folder or prefix) "
         "or an original .pth.tar/.pth/.npz.",
-    )
-    flags.DEFINE_string(
-        "config",
-        None,
-        "Config YAML path or packaged config name (e.g. vox-256-sem-10segments); "
-        "default: the trainer's <model_dir>/config.yaml next to the model.",
+        required=False,
     )
     flags.DEFINE_multi_string(
         "set", [], "Config override section.key=value (YAML value), repeatable, e.g. --set a.b=1."
