@@ -61,11 +61,19 @@ class VideoSource:
 
     @property
     def identity(self) -> str:
+        """The identity part of `name`: everything before the first '#' (the whole name if none)."""
         return self.name.split("#")[0]
 
 
 def is_remote(path: str) -> bool:
-    """True for paths only `tf.io.gfile` can open (gs://, s3://, ...)."""
+    """True for paths only `tf.io.gfile` can open (gs://, s3://, ...).
+
+    Args:
+      path: A local path, `file://` URL or cloud URL.
+
+    Returns:
+      True if `path` has a scheme other than `file://`.
+    """
     return "://" in path and not path.startswith("file://")
 
 
@@ -74,11 +82,26 @@ def _local(path: str) -> str:
 
 
 def join(*parts: str) -> str:
-    """Joins path parts with '/', which both local and cloud paths accept."""
+    """Joins path parts with '/', which both local and cloud paths accept.
+
+    Args:
+      *parts: Path components; the first may be a local path or a cloud URL.
+
+    Returns:
+      The parts joined by single '/' separators.
+    """
     return "/".join([parts[0].rstrip("/")] + [p.strip("/") for p in parts[1:]])
 
 
 def exists(path: str) -> bool:
+    """Whether a local or cloud path exists.
+
+    Args:
+      path: A local path or cloud URL (`tf.io.gfile` opens the latter).
+
+    Returns:
+      True if the file or folder exists.
+    """
     if is_remote(path):
         import tensorflow as tf
 
@@ -87,6 +110,14 @@ def exists(path: str) -> bool:
 
 
 def isdir(path: str) -> bool:
+    """Whether a local or cloud path is a folder.
+
+    Args:
+      path: A local path or cloud URL (`tf.io.gfile` opens the latter).
+
+    Returns:
+      True if `path` is a folder.
+    """
     if is_remote(path):
         import tensorflow as tf
 
@@ -95,7 +126,14 @@ def isdir(path: str) -> bool:
 
 
 def listdir(path: str) -> list[str]:
-    """Entry names of a folder (folders possibly with a trailing '/' on cloud storage)."""
+    """Entry names of a folder (folders possibly with a trailing '/' on cloud storage).
+
+    Args:
+      path: A local folder or cloud URL of a folder.
+
+    Returns:
+      The entry names (not paths), in the order the file system gives them.
+    """
     if is_remote(path):
         import tensorflow as tf
 
@@ -104,6 +142,14 @@ def listdir(path: str) -> list[str]:
 
 
 def read_bytes(path: str) -> bytes:
+    """The whole content of a local or cloud file.
+
+    Args:
+      path: A local path or cloud URL (`tf.io.gfile` opens the latter).
+
+    Returns:
+      The file's bytes.
+    """
     if is_remote(path):
         import tensorflow as tf
 
@@ -115,7 +161,14 @@ def read_bytes(path: str) -> bytes:
 
 @contextlib.contextmanager
 def local_copy(path: str) -> Iterator[str]:
-    """A local file path for decoders that need one (FFmpeg); copies cloud files to a temp file."""
+    """A local file path for decoders that need one (FFmpeg); copies cloud files to a temp file.
+
+    Args:
+      path: A local path or cloud URL.
+
+    Yields:
+      A local path: `path` itself for local files, else a temporary copy deleted on exit.
+    """
     if not is_remote(path):
         yield _local(path)
         return
@@ -141,13 +194,27 @@ def _extension(name: str) -> str:
 
 
 def list_frame_files(folder: str) -> tuple[str, ...]:
-    """The frame images of a frame folder, in natural (numeric-aware) order."""
+    """The frame images of a frame folder, in natural (numeric-aware) order.
+
+    Args:
+      folder: A local or cloud folder of frame images.
+
+    Returns:
+      The names (not paths) of its PNG/JPEG/BMP files, sorted so that `2.png` comes before `10.png`.
+    """
     names = [n for n in listdir(folder) if _extension(n.rstrip("/")) in IMAGE_EXTENSIONS]
     return tuple(sorted(names, key=_natural_key))
 
 
 def list_videos(folder: str) -> list[VideoSource]:
-    """The videos of one dataset folder, sorted by name; other files (e.g. `.npz`) are ignored."""
+    """The videos of one dataset folder, sorted by name; other files (e.g. `.npz`) are ignored.
+
+    Args:
+      folder: A local or cloud dataset folder.
+
+    Returns:
+      One `VideoSource` per frame folder (kind FRAMES), video file (VIDEO) or image (STACKED).
+    """
     out = []
     remote = is_remote(folder)
     for entry in listdir(folder):
@@ -168,7 +235,15 @@ def list_videos(folder: str) -> list[VideoSource]:
 
 
 def to_rgb_uint8(image: np.ndarray, *, bgr: bool) -> np.ndarray:
-    """Any decoded image (gray, gray+alpha, BGR(A)/RGB(A), 8/16 bit, float) to RGB uint8."""
+    """Any decoded image (gray, gray+alpha, BGR(A)/RGB(A), 8/16 bit, float) to RGB uint8.
+
+    Args:
+      image: A decoded image [H, W] or [H, W, C] with C in 1..4; uint8, uint16, or float in [0, 1].
+      bgr: True if the color channels are in BGR order (OpenCV's), to swap them to RGB.
+
+    Returns:
+      A contiguous [H, W, 3] uint8 RGB array (gray replicated, alpha dropped, 16 bit cut to 8).
+    """
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -185,7 +260,18 @@ def to_rgb_uint8(image: np.ndarray, *, bgr: bool) -> np.ndarray:
 
 
 def decode_image(data: bytes, what: str = "image") -> np.ndarray:
-    """Encoded PNG/JPEG/BMP bytes to an RGB uint8 array."""
+    """Encoded PNG/JPEG/BMP bytes to an RGB uint8 array.
+
+    Args:
+      data: The encoded image file's bytes.
+      what: How to name the image in the error message.
+
+    Returns:
+      An [H, W, 3] uint8 RGB array.
+
+    Raises:
+      VideoReadError: OpenCV cannot decode `data`.
+    """
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise VideoReadError(f"cannot decode image {what}")
@@ -196,6 +282,13 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarra
     """Resizes [T, h, w, 3] uint8 frames to `size` = (height, width); a no-op at that size.
 
     Area averaging when shrinking (no aliasing), bilinear when enlarging.
+
+    Args:
+      frames: [T, h, w, 3] uint8 frames.
+      size: (height, width) to resize to, or None to keep the frames as they are.
+
+    Returns:
+      [T, height, width, 3] uint8 frames (`frames` itself when no resize is needed).
     """
     if size is None or tuple(frames.shape[1:3]) == tuple(size):
         return frames
@@ -226,6 +319,17 @@ def probe_num_frames(source: VideoSource, frame_width: int) -> int:
     For compressed videos the container's count is an estimate; loaders use the true count
     once decoded. Raises `VideoReadError` for unreadable inputs and `DatasetError` for a
     stacked image whose width is not a multiple of the frame width (a config mistake).
+
+    Args:
+      source: The video to count.
+      frame_width: Width in pixels of one frame, used to split stacked images.
+
+    Returns:
+      The number of frames; -1 for a remote compressed video (unknown until decoded).
+
+    Raises:
+      DatasetError: A stacked image's width is not a multiple of `frame_width`.
+      VideoReadError: A GIF or video that cannot be opened.
     """
     if source.kind == FRAMES:
         return len(source.frame_files or list_frame_files(source.path))
@@ -352,6 +456,18 @@ def load_frames(
     `indices=None` gives the whole video. For frame folders only the requested frames are
     read; the other layouts are decoded whole (PNG and H.264 have no cheap random access),
     which is why the training pipeline caches decoded videos.
+
+    Args:
+      source: The video to decode.
+      frame_size: (height, width) to resize to; None keeps the stored size (not allowed for stacked images).
+      indices: Frame indices to return, in that order; None for all frames.
+
+    Returns:
+      [n, height, width, 3] uint8 RGB frames.
+
+    Raises:
+      ValueError: `source` is a stacked image and `frame_size` is None.
+      VideoReadError: An index is past the last decoded frame.
     """
     frame_width = frame_size[1] if frame_size is not None else None
     if source.kind == FRAMES:
@@ -372,7 +488,17 @@ def load_frames(
 
 
 def source_for_path(path: str) -> VideoSource:
-    """A `VideoSource` for a single path, its layout guessed from the path."""
+    """A `VideoSource` for a single path, its layout guessed from the path.
+
+    Args:
+      path: A frame folder, video file (.mp4/.mov/.avi/.gif) or stacked image (.png/.jpg/.jpeg/.bmp).
+
+    Returns:
+      The `VideoSource`, named after the last path component without its extension.
+
+    Raises:
+      ValueError: `path` is none of these layouts.
+    """
     name = path.rstrip("/").split("/")[-1]
     ext = _extension(name)
     if isdir(path):
@@ -389,13 +515,30 @@ def read_video(path: str, frame_shape: Sequence[int] | None = None) -> np.ndarra
 
     `frame_shape` ([H, W] or [H, W, 3]) is required for stacked images (it gives the frame
     width) and resizes other layouts; without it frames keep their stored size.
+
+    Args:
+      path: A frame folder, video file or stacked image (local or cloud).
+      frame_shape: [H, W] or [H, W, 3] of the frames, or None to keep the stored size.
+
+    Returns:
+      [T, H, W, 3] float32 RGB frames in [0, 1].
+
+    Raises:
+      ValueError: `path` is not a known layout, or is a stacked image and `frame_shape` is None.
     """
     size = (int(frame_shape[0]), int(frame_shape[1])) if frame_shape is not None else None
     return to_float(load_frames(source_for_path(path), size))
 
 
 def to_float(frames: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 [0, 1], bit-identical to the pipeline's `tf.cast(x, float32) * (1 / 255)`."""
+    """uint8 -> float32 [0, 1], bit-identical to the pipeline's `tf.cast(x, float32) * (1 / 255)`.
+
+    Args:
+      frames: uint8 frames of any shape.
+
+    Returns:
+      float32 frames of the same shape in [0, 1].
+    """
     return frames.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
