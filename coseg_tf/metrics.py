@@ -20,6 +20,13 @@ def foreground_probability(segmentation: np.ndarray, size: tuple[int, int] | Non
 
     Resizing the summed map (not a hard label map) keeps the soft boundary of O, so the
     threshold falls between pixels as it would at full resolution.
+
+    Args:
+      segmentation: [N, h, w, K+1] (or [h, w, K+1]) soft part maps, channel 0 the background.
+      size: (H, W) to resize the foreground map to; None keeps (h, w).
+
+    Returns:
+      float32 [N, H, W] (or [H, W]) foreground probability O.
     """
     segmentation = np.asarray(segmentation, np.float32)
     single = segmentation.ndim == 3
@@ -37,7 +44,18 @@ def foreground_probability(segmentation: np.ndarray, size: tuple[int, int] | Non
 
 
 def iou(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-image IoU of boolean masks [N, H, W] (or [H, W]); 1 where both are empty."""
+    """Per-image IoU of boolean masks [N, H, W] (or [H, W]); 1 where both are empty.
+
+    Args:
+      predicted: Predicted masks [N, H, W] or [H, W] (cast to bool).
+      truth: Ground-truth masks of the same shape (cast to bool).
+
+    Returns:
+      [N] IoU per image (a scalar for [H, W] masks).
+
+    Raises:
+      ValueError: The two shapes differ.
+    """
     predicted = np.asarray(predicted, bool)
     truth = np.asarray(truth, bool)
     if predicted.shape != truth.shape:
@@ -52,6 +70,17 @@ def foreground_iou(segmentation: np.ndarray, mask: np.ndarray, threshold: float 
     """Per-frame foreground IoU of segmentations [N, h, w, K+1] against masks [N, H, W].
 
     Returns [N] (a scalar for a single frame); average it over frames for the paper's score.
+
+    Args:
+      segmentation: [N, h, w, K+1] (or [h, w, K+1]) soft part maps, channel 0 the background.
+      mask: Ground-truth foreground masks [N, H, W] (or [H, W]); the maps are resized to (H, W).
+      threshold: Foreground probability above which a pixel counts as foreground.
+
+    Returns:
+      [N] IoU per frame.
+
+    Raises:
+      ValueError: The resized maps and the masks differ in shape.
     """
     mask = np.asarray(mask, bool)
     foreground = foreground_probability(segmentation, mask.shape[-2:])
@@ -68,6 +97,16 @@ def foreground_counts(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Beyond IoU they split the errors the paper discusses (Sec. 3.2): false fg (predicted, not
     true) and missed foreground; false fg within one pixel of the true mask (its 3x3
     dilation, diagonals included) is a boundary halo, not the background leaking into a part.
+
+    Args:
+      predicted: Predicted boolean masks [N, H, W].
+      truth: Ground-truth boolean masks of the same shape.
+
+    Returns:
+      int64 [5]: intersection, union, predicted, truth and false fg near the truth, summed over images.
+
+    Raises:
+      ValueError: The two shapes differ.
     """
     import cv2
 
@@ -112,6 +151,13 @@ def upsample_segmentation(segmentation: np.ndarray, size: tuple[int, int]) -> np
     The original evaluation resizes the same way (`F.interpolate(..., mode="bilinear")`, no
     corner alignment) before taking centroids; hard labels are the argmax of these maps
     ("bilinear-argmax"), which keeps part borders between low-resolution pixels.
+
+    Args:
+      segmentation: [N, h, w, C] soft maps.
+      size: (H, W) to resize to.
+
+    Returns:
+      float32 [N, H, W, C] maps (the input itself, as float32, when already at that size).
     """
     import cv2
 
@@ -139,6 +185,13 @@ def part_centroids(segmentation: np.ndarray, eps: float = CENTROID_EPS) -> np.nd
     Each map Y^k (background excluded) plus `eps` is normalised to sum to 1 and its
     coordinate-weighted sum taken, with pixel centres at integer coordinates (pixel (i, j)
     is at x = j, y = i), as the original evaluation does.
+
+    Args:
+      segmentation: [N, h, w, K+1] soft part maps, channel 0 the background.
+      eps: Added to every pixel of every map before normalising, so an empty map has a centroid.
+
+    Returns:
+      float64 [N, K, 2] centroids (x, y) in pixels of the maps.
     """
     segmentation = np.asarray(segmentation, np.float64)
     parts = segmentation[..., 1:] + eps
@@ -155,7 +208,15 @@ class SplitOverlapError(CosegError):
 
 
 def check_disjoint_identities(train_identities: list[str], test_identities: list[str]) -> None:
-    """Raises if an identity is in both splits: the regression must be scored on unseen identities."""
+    """Raises if an identity is in both splits: the regression must be scored on unseen identities.
+
+    Args:
+      train_identities: Identities of the regression's train split.
+      test_identities: Identities of its test split.
+
+    Raises:
+      SplitOverlapError: An identity is in both lists.
+    """
     shared = sorted(set(train_identities) & set(test_identities))
     if shared:
         raise SplitOverlapError(
@@ -169,6 +230,13 @@ def fit_linear(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, f
 
     Solved on centred data, so the bias is not penalised by the minimum-norm choice (the
     solution of sklearn's `LinearRegression`, which the original evaluation uses).
+
+    Args:
+      features: [N, F] design matrix.
+      targets: [N] values to fit.
+
+    Returns:
+      (weights [F] float64, bias float).
     """
     features = np.asarray(features, np.float64)
     targets = np.asarray(targets, np.float64)
@@ -189,6 +257,15 @@ def landmark_regression(
     missing coordinate. As the original, the model of coordinate (j, c) is fitted on the
     train rows where that coordinate is present. Returns (predictions [N_test, J, 2],
     fitted [J, 2] bool: False where no train row had that coordinate; its predictions are NaN).
+
+    Args:
+      train_features: [N_train, ...] features, flattened to [N_train, F].
+      train_landmarks: [N_train, J, 2] landmarks (x, y), NaN where missing.
+      test_features: [N_test, ...] features, flattened to [N_test, F].
+      test_landmarks: [N_test, J, 2] landmarks; not used (the predictions depend on the features only).
+
+    Returns:
+      (predictions float64 [N_test, J, 2], fitted bool [J, 2]).
     """
     train_features = np.asarray(train_features, np.float64).reshape(len(train_features), -1)
     test_features = np.asarray(test_features, np.float64).reshape(len(test_features), -1)
@@ -208,7 +285,14 @@ def landmark_regression(
 
 
 def bbox_diagonal(landmarks: np.ndarray) -> np.ndarray:
-    """Per image, the diagonal of the bounding box of its present landmarks ([N, J, 2] -> [N])."""
+    """Per image, the diagonal of the bounding box of its present landmarks ([N, J, 2] -> [N]).
+
+    Args:
+      landmarks: [N, J, 2] landmarks (x, y), NaN where missing.
+
+    Returns:
+      float64 [N] diagonals in pixels; NaN for images with fewer than two present landmarks.
+    """
     landmarks = np.asarray(landmarks, np.float64)
     present = np.isfinite(landmarks).all(-1)
     out = np.full(len(landmarks), np.nan)
@@ -223,6 +307,12 @@ def mask_height(masks: np.ndarray) -> np.ndarray:
     """Per image, the height in pixels of the foreground mask's rows ([N, H, W] -> [N]; NaN if empty).
 
     The puppets' "figure height": it follows the body in every pose, as a bbox diagonal does.
+
+    Args:
+      masks: [N, H, W] foreground masks (cast to bool).
+
+    Returns:
+      float64 [N] heights in pixels (last minus first foreground row, plus one); NaN for empty masks.
     """
     masks = np.asarray(masks, bool)
     rows = masks.any(axis=-1)
@@ -251,6 +341,19 @@ def landmark_errors(
     - `mae_mean_pixels`: the mean absolute error of all present coordinates, native pixels;
     - `nme`: mean over present landmarks (both coordinates) of the Euclidean error divided
       by the image's `normalizer` (images whose normaliser is NaN or 0 are left out).
+
+    Args:
+      predictions: [N, J, 2] predicted landmarks (x, y) in pixels of the test images.
+      landmarks: [N, J, 2] true landmarks, NaN where missing.
+      image_size: (H, W) of the test images, to scale errors to `reference_size`.
+      normalizer: [N] per-image distance to divide errors by for `nme` (e.g. `bbox_diagonal`); None
+        leaves `nme` out.
+      reference_size: Frame size in pixels the `_256` scores are expressed at.
+
+    Returns:
+      A dict with `mae_sum_256`, `mae_per_coordinate_256` (J x 2 list), `num_coordinates_scored`,
+      `num_coordinates`, `mae_mean_pixels` and `reference_size`; with a `normalizer` also `nme` and
+      `nme_num_landmarks`.
     """
     predictions = np.asarray(predictions, np.float64)
     landmarks = np.asarray(landmarks, np.float64)
@@ -290,6 +393,18 @@ def contingency_table(
     """Counts [num_truth, num_predicted] of pixels per (ground-truth label, predicted label).
 
     Labels are non-negative ints; tables of several batches add up (pad to a common shape).
+
+    Args:
+      truth: Ground-truth labels, any shape (flattened).
+      predicted: Predicted labels, as many as `truth`.
+      num_truth: Minimum number of rows (ground-truth labels), to pad to.
+      num_predicted: Minimum number of columns (predicted labels), to pad to.
+
+    Returns:
+      int64 [rows, cols] counts.
+
+    Raises:
+      ValueError: The label counts differ, or a label is negative.
     """
     truth = np.asarray(truth, np.int64).ravel()
     predicted = np.asarray(predicted, np.int64).ravel()
@@ -303,7 +418,15 @@ def contingency_table(
 
 
 def add_tables(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
-    """a + b for contingency tables of possibly different shapes (zero-padded)."""
+    """a + b for contingency tables of possibly different shapes (zero-padded).
+
+    Args:
+      a: A contingency table, or None (the start of a sum).
+      b: A contingency table.
+
+    Returns:
+      int64 table of the larger shape on each axis (a copy of `b` when `a` is None).
+    """
     if a is None:
         return b.copy()
     out = np.zeros((max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])), np.int64)
@@ -336,6 +459,12 @@ def normalized_mutual_information(table: np.ndarray) -> float:
 
     1.0 when both labelings are a single cluster (nothing to disagree on); invariant to
     renaming labels on either side.
+
+    Args:
+      table: [num_truth, num_predicted] pixel counts (`contingency_table`).
+
+    Returns:
+      NMI in [0, 1].
     """
     mutual, h_truth, h_pred = _information(table)
     if h_truth == 0 and h_pred == 0:
@@ -401,6 +530,12 @@ def adjusted_rand_index(table: np.ndarray) -> float:
     (sum_ij C(n_ij, 2) - E) / ((sum_i C(a_i, 2) + sum_j C(b_j, 2)) / 2 - E),
     E = sum_i C(a_i, 2) sum_j C(b_j, 2) / C(n, 2); 1.0 when the denominator is 0 (both
     labelings trivial in the same way).
+
+    Args:
+      table: [num_truth, num_predicted] pixel counts (`contingency_table`).
+
+    Returns:
+      The ARI (at most 1; may be negative).
     """
     table = np.asarray(table, np.float64)
     n = table.sum()
