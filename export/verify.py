@@ -35,6 +35,17 @@ class Thresholds:
     part_swap_float16_mean_diff: float = 1e-2
 
     def label_agreement(self, variant: str) -> float:
+        """The label-agreement pass mark of a quantised segmenter variant.
+
+        Args:
+          variant: "float16", "dynamic_int8" or "int8".
+
+        Returns:
+          The minimum share of pixels with the same part label as Keras.
+
+        Raises:
+          AttributeError: `variant` has no label-agreement threshold.
+        """
         return getattr(self, f"{variant}_label_agreement")
 
 
@@ -51,11 +62,17 @@ class Check:
 
     @property
     def passed(self) -> bool:
+        """Whether `value` is finite and on the right side of `threshold`."""
         if not np.isfinite(self.value):
             return False
         return self.value >= self.threshold if self.higher_is_better else self.value <= self.threshold
 
     def as_dict(self) -> dict[str, Any]:
+        """The check's fields and its verdict as a JSON-ready dict.
+
+        Returns:
+          `dataclasses.asdict` of the check plus `passed`.
+        """
         return {**dataclasses.asdict(self), "passed": self.passed}
 
 
@@ -85,7 +102,17 @@ def _at_size(segmentation: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 def segmentation_agreement(reference: dict[str, Any], got: dict[str, Any]) -> dict[str, float]:
     """Max differences of the float outputs (affine scaled, see `_max_scaled_diff`) and the
-    share of equal argmax labels."""
+    share of equal argmax labels.
+
+    Args:
+      reference: Keras outputs: `segmentation` [N, h, w, K+1], `shift`, `affine`.
+      got: The exported model's outputs, same keys (`segmentation` possibly at another size, which
+        the reference is resized to), optionally `parts` (argmax labels).
+
+    Returns:
+      `segmentation_max_diff`, `shift_max_diff`, `affine_max_scaled_diff`, `label_agreement` and,
+      when `got` has `parts`, `parts_consistent` (share of `parts` equal to the argmax of its segmentation).
+    """
     ref_seg = _at_size(np.asarray(reference["segmentation"]), np.shape(got["segmentation"]))
     got_seg = np.asarray(got["segmentation"])
     same = np.argmax(ref_seg, axis=-1) == np.argmax(got_seg, axis=-1)
@@ -108,7 +135,15 @@ def _float_check(artifact: str, numbers: dict[str, float], threshold: float) -> 
 
 
 def part_masks(num_parts: int, count: int) -> np.ndarray:
-    """One part selection per pair, cycling through single parts and every other part."""
+    """One part selection per pair, cycling through single parts and every other part.
+
+    Args:
+      num_parts: Channels of a selection, background included (K+1).
+      count: Number of pairs.
+
+    Returns:
+      float32 [count, num_parts] 0/1 masks: even rows select every other part (1, 3, ...), odd rows one part.
+    """
     masks = np.zeros((count, num_parts), np.float32)
     for i in range(count):
         if i % 2:
@@ -119,12 +154,30 @@ def part_masks(num_parts: int, count: int) -> np.ndarray:
 
 
 def keras_segment(model: LoadedModel, frames: np.ndarray) -> dict[str, np.ndarray]:
-    """The Keras reference, one image at a time (batch statistics play no part at inference)."""
+    """The Keras reference, one image at a time (batch statistics play no part at inference).
+
+    Args:
+      model: The loaded model whose segmenter is the reference.
+      frames: [N, H, W, 3] float32 images in [0, 1].
+
+    Returns:
+      The segmenter's outputs (`graphs.segment`) as numpy arrays concatenated over N.
+    """
     outs = [graphs.segment(model.segmenter, frames[i : i + 1]) for i in range(len(frames))]
     return {key: np.concatenate([o[key].numpy() for o in outs]) for key in outs[0]}
 
 
 def keras_part_swap(model: LoadedModel, pairs: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+    """The Keras part-swap reference, one pair at a time.
+
+    Args:
+      model: The loaded model (segmenter and generator).
+      pairs: [N, 2, H, W, 3] float32 (source, target) images in [0, 1].
+      masks: [N, K+1] part selections (`part_masks`).
+
+    Returns:
+      The outputs of `graphs.part_swap` as numpy arrays concatenated over N.
+    """
     outs = [
         graphs.part_swap(model.segmenter, model.generator, p[0:1], p[1:2], m[None])
         for p, m in zip(pairs, masks, strict=True)
@@ -139,14 +192,34 @@ def _png(frame: np.ndarray) -> bytes:
 def verify_saved_model(
     path: str, model: LoadedModel, pairs: np.ndarray, thresholds: Thresholds = Thresholds()
 ) -> list[Check]:
-    """Every signature of the exported SavedModel at `path` against Keras."""
+    """Every signature of the exported SavedModel at `path` against Keras.
+
+    Args:
+      path: The SavedModel folder.
+      model: The Keras model it was exported from.
+      pairs: [N, 2, H, W, 3] float32 (source, target) images in [0, 1] at the model's frame size.
+      thresholds: Pass marks.
+
+    Returns:
+      One `Check` per signature (see `verify_saved_model_signatures`).
+    """
     return verify_saved_model_signatures(tf.saved_model.load(path), model, pairs, thresholds)
 
 
 def verify_saved_model_signatures(
     loaded: Any, model: LoadedModel, pairs: np.ndarray, thresholds: Thresholds = Thresholds()
 ) -> list[Check]:
-    """Every signature of a loaded SavedModel against Keras, on pairs at the model's frame size."""
+    """Every signature of a loaded SavedModel against Keras, on pairs at the model's frame size.
+
+    Args:
+      loaded: The result of `tf.saved_model.load`.
+      model: The Keras model it was exported from.
+      pairs: [N, 2, H, W, 3] float32 (source, target) images in [0, 1]; targets feed the segmenter signatures.
+      thresholds: Pass marks.
+
+    Returns:
+      Checks of `serving_default`, `serve_uint8`, `serve_bytes` and, if exported, `part_swap`.
+    """
     signatures = loaded.signatures
     frames = pairs[:, 1]
     checks = []
@@ -202,7 +275,19 @@ def verify_tflite_segmenter(
     thresholds: Thresholds = Thresholds(),
     num_threads: int = 2,
 ) -> Check:
-    """One segmenter variant against Keras, on `frames` already at the model's fixed size."""
+    """One segmenter variant against Keras, on `frames` already at the model's fixed size.
+
+    Args:
+      content: The `.tflite` flatbuffer.
+      variant: "float32", "float16", "dynamic_int8" or "int8".
+      model: The Keras model it was converted from.
+      frames: [N, H, W, 3] float32 images in [0, 1].
+      thresholds: Pass marks.
+      num_threads: Threads of the TFLite interpreter.
+
+    Returns:
+      For float32 the max-difference check, otherwise the label-agreement check.
+    """
     runner = LiteRunner(content, SEGMENT_SIGNATURE, num_threads)
     outs = [runner(image=frames[i : i + 1]) for i in range(len(frames))]
     got = {key: np.concatenate([o[key] for o in outs]) for key in outs[0]}
@@ -228,7 +313,19 @@ def verify_tflite_part_swap(
     thresholds: Thresholds = Thresholds(),
     num_threads: int = 2,
 ) -> Check:
-    """The part-swap model against Keras on `pairs` [N, 2, H, W, 3] at its fixed size."""
+    """The part-swap model against Keras on `pairs` [N, 2, H, W, 3] at its fixed size.
+
+    Args:
+      content: The `.tflite` flatbuffer.
+      variant: "float32", or a quantised variant (judged on the mean difference).
+      model: The Keras model it was converted from.
+      pairs: [N, 2, H, W, 3] float32 (source, target) images in [0, 1].
+      thresholds: Pass marks.
+      num_threads: Threads of the TFLite interpreter.
+
+    Returns:
+      The max |diff| check for float32, otherwise the mean |diff| check, of the swapped images.
+    """
     runner = LiteRunner(content, PART_SWAP_SIGNATURE, num_threads)
     masks = part_masks(model.num_segments + 1, len(pairs))
     images = np.concatenate(
@@ -261,13 +358,28 @@ def verify_tflite_part_swap(
 
 
 def at_size(pairs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Pairs [N, 2, H, W, 3] resized to a TFLite model's fixed size."""
+    """Pairs [N, 2, H, W, 3] resized to a TFLite model's fixed size.
+
+    Args:
+      pairs: [N, 2, H, W, 3] images.
+      size: (height, width) of the TFLite model.
+
+    Returns:
+      [N, 2, height, width, 3] images.
+    """
     flat = samples.resize(pairs.reshape(-1, *pairs.shape[2:]), size)
     return flat.reshape(len(pairs), 2, *size, 3)
 
 
 def format_table(checks: Sequence[Check]) -> str:
-    """A plain-text table: one row per artifact with its metric, value, threshold and verdict."""
+    """A plain-text table: one row per artifact with its metric, value, threshold and verdict.
+
+    Args:
+      checks: The checks to list.
+
+    Returns:
+      The table, one line per row, each ending in a newline.
+    """
     rows = [("artifact", "metric", "value", "threshold", "ok")]
     for c in checks:
         bound = (">= " if c.higher_is_better else "<= ") + f"{c.threshold:.3g}"

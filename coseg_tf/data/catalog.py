@@ -40,7 +40,15 @@ class DatasetStats:
         self.num_videos: dict[str, int] = {}
 
     def skip(self, path: str, reason: str) -> bool:
-        """Records a skipped video once (warning included); False if it was already recorded."""
+        """Records a skipped video once (warning included); False if it was already recorded.
+
+        Args:
+          path: The skipped video's path (the key it is recorded under).
+          reason: Why it was skipped, for the warning and the stats.
+
+        Returns:
+          True if this call recorded it, False if it was already recorded.
+        """
         with self._lock:
             if path in self._skipped:
                 return False
@@ -50,6 +58,7 @@ class DatasetStats:
 
     @property
     def num_skipped(self) -> int:
+        """The number of distinct videos skipped so far."""
         with self._lock:
             return len(self._skipped)
 
@@ -71,7 +80,14 @@ _STATS_LOCK = threading.Lock()
 
 
 def dataset_stats(dataset_params_or_root: Mapping[str, Any] | str) -> DatasetStats:
-    """The process-wide stats of a dataset root (by `dataset_params` or by its `root_dir`)."""
+    """The process-wide stats of a dataset root (by `dataset_params` or by its `root_dir`).
+
+    Args:
+      dataset_params_or_root: The `dataset_params` mapping (its `root_dir` is used) or the root path itself.
+
+    Returns:
+      The `DatasetStats` of that root (trailing '/' ignored), created on first use.
+    """
     root = (
         dataset_params_or_root
         if isinstance(dataset_params_or_root, str)
@@ -85,19 +101,36 @@ def dataset_stats(dataset_params_or_root: Mapping[str, Any] | str) -> DatasetSta
 
 
 def resolve_params(dataset_params: Mapping[str, Any]) -> dict[str, Any]:
-    """`dataset_params` validated and completed with the schema defaults (aliases accepted)."""
+    """`dataset_params` validated and completed with the schema defaults (aliases accepted).
+
+    Args:
+      dataset_params: The `dataset_params` section of a config, possibly partial.
+
+    Returns:
+      A new dict with every `dataset_params` key of the schema.
+    """
     from coseg_tf.config import build_config
 
     return build_config({"dataset_params": dict(dataset_params)})["dataset_params"]
 
 
 def frame_size(params: Mapping[str, Any]) -> tuple[int, int]:
+    """The configured frame size of `dataset_params`.
+
+    Args:
+      params: Resolved `dataset_params` (with `frame_shape`).
+
+    Returns:
+      (height, width) in pixels.
+    """
     shape = params["frame_shape"]
     return int(shape[0]), int(shape[1])
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoEntry:
+    """A probed, usable video of a catalog: its source and frame count (-1 if unknown before decoding)."""
+
     source: VideoSource
     num_frames: int  # from headers/listings; -1 if unknown before decoding
 
@@ -114,6 +147,7 @@ class Catalog:
 
     @property
     def names(self) -> list[str]:
+        """The videos' names, in catalog order."""
         return [v.source.name for v in self.videos]
 
 
@@ -132,6 +166,17 @@ def split_sources(params: Mapping[str, Any], split: str) -> list[VideoSource]:
     """The videos of `split`: `root/<split>` if the root has train/test folders, else a seeded split.
 
     With `id_sampling` the seeded split is by identity, so that no identity is in both.
+
+    Args:
+      params: Resolved `dataset_params` (`root_dir`, `id_sampling`, `split_seed`).
+      split: "train" or "test".
+
+    Returns:
+      The videos of the split (not yet probed).
+
+    Raises:
+      ValueError: `split` is not a known split.
+      DatasetError: `root_dir` is unset or not a folder, or the root has split folders but not this one.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -175,6 +220,18 @@ def build_catalog(
     within the process while the listing is unchanged: the trainer rebuilds its dataset every
     epoch, and probing thousands of videos each time would be wasted I/O. Skips found while
     probing are recorded into `stats` on every call.
+
+    Args:
+      params: Resolved `dataset_params`.
+      split: "train" or "test".
+      stats: Where skipped videos and the split's video count are recorded.
+      num_threads: Threads probing the videos concurrently.
+
+    Returns:
+      The split's `Catalog` of videos with at least two frames (or an unknown count).
+
+    Raises:
+      DatasetError: The split has no videos, or every video was skipped.
     """
     sources = split_sources(params, split)
     root = str(params["root_dir"]).rstrip("/")
@@ -233,7 +290,17 @@ def build_catalog(
 
 
 def check_epoch_size(num_examples: int, num_pipelines: int, batch_size: int, drop_remainder: bool) -> None:
-    """Fails early when an epoch would yield no batch at all (training would silently do nothing)."""
+    """Fails early when an epoch would yield no batch at all (training would silently do nothing).
+
+    Args:
+      num_examples: Examples in one epoch, over all input pipelines.
+      num_pipelines: Input pipelines the examples are sharded over.
+      batch_size: Batch size of one pipeline (per replica).
+      drop_remainder: Whether incomplete batches are dropped.
+
+    Raises:
+      DatasetError: With `drop_remainder`, a pipeline's share is smaller than one batch.
+    """
     per_pipeline = math.floor(num_examples / max(1, num_pipelines))
     if drop_remainder and per_pipeline < batch_size:
         raise DatasetError(
@@ -260,6 +327,14 @@ class PairRequest:
     per_replica: int  # batch size of one replica
 
     def check_epoch_size(self, num_examples: int) -> None:
+        """Fails early when an epoch of this request would yield no batch (see `check_epoch_size`).
+
+        Args:
+          num_examples: Examples in one epoch, over all input pipelines.
+
+        Raises:
+          DatasetError: With `drop_remainder`, a pipeline's share is smaller than one batch.
+        """
         check_epoch_size(num_examples, self.num_pipelines, self.per_replica, self.drop_remainder)
 
 
@@ -272,6 +347,12 @@ def effective_seed(seed: int | None) -> int:
 
     Every input pipeline of a process must shuffle identically for position-based sharding to
     give disjoint examples, so "unseeded" means "seeded once per process", not "per dataset".
+
+    Args:
+      seed: A seed, or None.
+
+    Returns:
+      `seed` as an int, or the process's random seed (drawn once, from `os.urandom`).
     """
     global _PROCESS_SEED
     if seed is not None:
@@ -283,7 +364,15 @@ def effective_seed(seed: int | None) -> int:
 
 
 def pipeline_shard(input_context: Any, batch_size: int) -> tuple[int, int, int]:
-    """(num_pipelines, pipeline_id, per-replica batch size) for an optional `tf.distribute.InputContext`."""
+    """(num_pipelines, pipeline_id, per-replica batch size) for an optional `tf.distribute.InputContext`.
+
+    Args:
+      input_context: A `tf.distribute.InputContext`, or None for a single pipeline.
+      batch_size: The global batch size.
+
+    Returns:
+      (num_pipelines, pipeline_id, per-replica batch size); (1, 0, batch_size) without a context.
+    """
     if input_context is None:
         return 1, 0, batch_size
     return (
