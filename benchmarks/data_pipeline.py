@@ -1,6 +1,6 @@
 """Data-pipeline throughput: frame pairs per second per layout and size, against a training step.
 
-    python benchmarks/data_pipeline.py --out=data_pipeline.json
+    python benchmarks/data_pipeline.py --json=data_pipeline.json
 
 Generates synthetic puppet datasets at each size in every layout (plus TFRecords converted
 from the stacked PNGs), then for each measures, through `make_pair_dataset` with the
@@ -34,7 +34,9 @@ from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "256"], "Frame sizes (square).")
-flags.DEFINE_list("formats", ["frames", "png", "jpg", "mp4", "mov", "avi", "gif"], "Layouts to measure.")
+flags.DEFINE_list(
+    "layouts", ["frames", "png", "jpg", "mp4", "mov", "avi", "gif"], "Video layouts to measure."
+)
 flags.DEFINE_integer("videos_64", 200, "Videos per dataset at sizes <= 128.")
 flags.DEFINE_integer("videos_256", 48, "Videos per dataset at larger sizes (all fit the decode cache).")
 flags.DEFINE_integer("num_frames", 32, "Frames per video.")
@@ -50,8 +52,8 @@ flags.DEFINE_list(
 flags.DEFINE_integer("train_batch_size", 4, "Batch size of the timed training steps.")
 flags.DEFINE_integer("train_steps", 3, "Timed training steps (after one warm-up step).")
 flags.DEFINE_bool("train", True, "Time training steps.")
-flags.DEFINE_string("work_dir", None, "Where datasets are written (default: a temp dir, removed after).")
-flags.DEFINE_string("out", "data_pipeline.json", "JSON results file.")
+flags.DEFINE_string("workdir", None, "Where datasets are written (default: a temp dir, removed after).")
+flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 
 AUGMENTATION = {
     "flip_param": {"horizontal_flip": True, "time_flip": True},
@@ -156,7 +158,7 @@ def main(argv: list[str]) -> None:
     from coseg_tf.data import convert_to_tfrecords, synthetic
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    work = FLAGS.work_dir or tempfile.mkdtemp(prefix="coseg-bench-")
+    work = FLAGS.workdir or tempfile.mkdtemp(prefix="coseg-bench-")
     results: dict[str, Any] = {
         "machine": {"cpus": cpus, "platform": platform.platform(), "python": platform.python_version()},
         "settings": {
@@ -174,7 +176,7 @@ def main(argv: list[str]) -> None:
             root = os.path.join(work, f"puppets{size}")
             start = time.perf_counter()
             roots = synthetic.generate_synthetic_dataset(
-                root, num_videos=num_videos, num_frames=FLAGS.num_frames, size=size, formats=FLAGS.formats
+                root, num_videos=num_videos, num_frames=FLAGS.num_frames, size=size, formats=FLAGS.layouts
             )
             logging.info("generated %d videos at %d in %.1f s", num_videos, size, time.perf_counter() - start)
             rows: list[tuple[str, dict[str, Any]]] = [
@@ -204,10 +206,11 @@ def main(argv: list[str]) -> None:
                 )
                 results["training"].append({"size": size, **trained})
     finally:
-        if not FLAGS.work_dir:
+        if not FLAGS.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    with open(FLAGS.out, "w") as f:
-        json.dump(results, f, indent=1)
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(results, f, indent=1)
     print_table(results)
 
 

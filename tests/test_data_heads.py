@@ -191,7 +191,7 @@ def test_synth_command_writes_heads(tmp_path):
             "--num_videos=3",
             "--num_frames=4",
             "--size=32",
-            "--formats=png",
+            "--layouts=png",
         ],
     )
     assert result.returncode == 0, result.stderr

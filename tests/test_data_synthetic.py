@@ -250,7 +250,7 @@ def test_synth_command(tmp_path):
             "--num_videos=3",
             "--num_frames=4",
             "--size=32",
-            "--formats=png",
+            "--layouts=png",
         ],
     )
     assert result.returncode == 0, result.stderr

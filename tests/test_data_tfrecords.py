@@ -186,7 +186,7 @@ def test_prepare_command(source, tmp_path):
     result = run_module(
         "coseg_tf.data.prepare",
         [
-            f"--root_dir={source}",
+            f"--data_dir={source}",
             "--frame_shape=32,32",
             f"--output_dir={out}",
         ],

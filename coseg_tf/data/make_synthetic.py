@@ -1,7 +1,7 @@
 """`coseg-synth`: writes a synthetic dataset (videos + ground truth): puppets or talking heads.
 
-    coseg-synth --output_dir=data/puppets --num_videos=200 --num_frames=32 --size=64 --formats=mp4,png
-    coseg-synth --output_dir=data/heads --family=heads --formats=png
+    coseg-synth --output_dir=data/puppets --num_videos=200 --num_frames=32 --size=64 --layouts=mp4,png
+    coseg-synth --output_dir=data/heads --family=heads --layouts=png
 
 then train with `dataset_params.root_dir=data/puppets/png` (or `.../mp4`); the heads with the
 config `synthetic-heads`.
@@ -27,7 +27,10 @@ def _define_flags() -> None:
     flags.DEFINE_integer("num_frames", 32, "Frames per video.")
     flags.DEFINE_integer("size", 64, "Frame height and width in pixels (even for mp4/mov/avi).")
     flags.DEFINE_integer("seed", 0, "Seed; the same seed gives the same videos.")
-    flags.DEFINE_list("formats", ["mp4", "png"], "Layouts: mp4, mov, avi, gif, png, jpg, frames.")
+    flags.DEFINE_list(
+        "layouts", ["mp4", "png"], "Video layouts to write: mp4, mov, avi, gif, png, jpg, frames."
+    )
+    cli.deprecated_alias("formats", "layouts")
     flags.DEFINE_float("test_fraction", 0.2, "Fraction of identities in the test split.")
     flags.DEFINE_integer("clips_per_identity", 1, "Clips per puppet identity (for id_sampling).")
     flags.DEFINE_enum("part_style", "textured", ["textured", "flat"], "Striped parts or flat colours.")
@@ -50,7 +53,7 @@ def _run(argv: list[str]) -> None:
         num_frames=FLAGS.num_frames,
         size=FLAGS.size,
         seed=FLAGS.seed,
-        formats=FLAGS.formats,
+        formats=FLAGS.layouts,
         test_fraction=FLAGS.test_fraction,
         clips_per_identity=FLAGS.clips_per_identity,
         part_style=FLAGS.part_style,

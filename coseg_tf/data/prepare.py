@@ -1,7 +1,7 @@
 """`coseg-prepare`: converts a video dataset to sharded TFRecords for the fastest input pipeline.
 
     coseg-prepare --config=configs/taichi-256-sem.yaml --output_dir=gs://bucket/taichi-tfr
-    coseg-prepare --root_dir=data/puppets/png --frame_shape=64,64 --output_dir=data/puppets-tfr
+    coseg-prepare --data_dir=data/puppets/png --frame_shape=64,64 --output_dir=data/puppets-tfr
 
 The source can be any layout the pipeline reads; frames are resized to the frame shape and
 stored as PNG (lossless, default) or JPEG. Afterwards point `dataset_params.root_dir` at
@@ -21,8 +21,13 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     # Defined when run as a command only (see make_synthetic.py).
-    flags.DEFINE_string("config", None, "YAML config whose dataset_params describe the source.")
-    flags.DEFINE_string("root_dir", None, "Source dataset root (overrides the config's root_dir).")
+    flags.DEFINE_string(
+        "config", None, "Config YAML path or packaged config name whose dataset_params describe the source."
+    )
+    flags.DEFINE_string(
+        "data_dir", None, "Source dataset root; overrides dataset_params.root_dir of the config."
+    )
+    cli.deprecated_alias("root_dir", "data_dir")
     flags.DEFINE_list("frame_shape", None, "Frame height,width (overrides the config's frame_shape).")
     flags.DEFINE_bool("id_sampling", None, "Split by identity when the source has no train/test folders.")
     flags.DEFINE_string("output_dir", None, "Output folder (local or tf.io.gfile path).", required=True)
@@ -38,11 +43,11 @@ def _define_flags() -> None:
 def dataset_params_from_flags() -> dict:
     params: dict = {}
     if FLAGS.config:
-        from coseg_tf.config import load_config
+        from coseg_tf.config import config_path, load_config
 
-        params = dict(load_config(FLAGS.config)["dataset_params"])
-    if FLAGS.root_dir:
-        params["root_dir"] = FLAGS.root_dir
+        params = dict(load_config(config_path(FLAGS.config))["dataset_params"])
+    if FLAGS.data_dir:
+        params["root_dir"] = FLAGS.data_dir
     if FLAGS.frame_shape:
         if len(FLAGS.frame_shape) != 2:
             raise app.UsageError("--frame_shape is height,width")
@@ -50,7 +55,7 @@ def dataset_params_from_flags() -> dict:
     if FLAGS.id_sampling is not None:
         params["id_sampling"] = FLAGS.id_sampling
     if not params.get("root_dir"):
-        raise app.UsageError("give --root_dir or a --config with dataset_params.root_dir")
+        raise app.UsageError("give --data_dir or a --config with dataset_params.root_dir")
     return params
 
 
@@ -64,7 +69,9 @@ def _run(argv: list[str]) -> None:
     cli.check_output_dir(FLAGS.output_dir, "--output_dir")
     # Checked before the output folder is made, which the conversion does first.
     if not video_io.isdir(params["root_dir"]):
-        raise video_io.DatasetError(f"source root_dir {params['root_dir']} does not exist or is not a folder")
+        raise video_io.DatasetError(
+            f"--data_dir (dataset_params.root_dir) {params['root_dir']} does not exist or is not a folder"
+        )
     stats = DatasetStats(params["root_dir"])
     start = time.time()
     manifest = convert_to_tfrecords(
