@@ -436,7 +436,7 @@ def _cases(files, out, synthetic_root, original):
         (
             "coseg_tf.data.prepare",
             "coseg-prepare",
-            [f"--root_dir={files}/none", f"--output_dir={out}/records"],
+            [f"--data_dir={files}/none", f"--output_dir={out}/records"],
             ["none"],
             f"{out}/records",
         ),
