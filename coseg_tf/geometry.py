@@ -18,7 +18,16 @@ MIN_ABS_DETERMINANT = 1e-6
 
 
 def make_coordinate_grid(height: int, width: int, dtype: tf.DType = tf.float32) -> tf.Tensor:
-    """[height, width, 2] grid of (x, y) pixel centres in [-1, 1], corner-aligned."""
+    """[height, width, 2] grid of (x, y) pixel centres in [-1, 1], corner-aligned.
+
+    Args:
+      height: Rows of the grid.
+      width: Columns of the grid.
+      dtype: dtype of the grid.
+
+    Returns:
+      [height, width, 2] tensor; [..., 0] is x (left -1, right 1), [..., 1] is y (top -1, bottom 1).
+    """
     x = tf.linspace(tf.constant(-1.0, dtype), tf.constant(1.0, dtype), width)
     y = tf.linspace(tf.constant(-1.0, dtype), tf.constant(1.0, dtype), height)
     xx = tf.broadcast_to(x[tf.newaxis, :], (height, width))
@@ -27,7 +36,15 @@ def make_coordinate_grid(height: int, width: int, dtype: tf.DType = tf.float32) 
 
 
 def spatial_softmax(logits: tf.Tensor, temperature: float) -> tf.Tensor:
-    """Softmax over the spatial positions of each channel: [B, H, W, K] -> same shape."""
+    """Softmax over the spatial positions of each channel: [B, H, W, K] -> same shape.
+
+    Args:
+      logits: [B, H, W, K] logits.
+      temperature: Divides the logits before the softmax (lower is sharper).
+
+    Returns:
+      [B, H, W, K] maps, each channel summing to 1 over H and W.
+    """
     shape = tf.shape(logits)
     flat = tf.reshape(logits, (shape[0], shape[1] * shape[2], shape[3]))
     flat = tf.nn.softmax(flat / temperature, axis=1)
@@ -42,12 +59,25 @@ def spatial_sum(values: tf.Tensor) -> tf.Tensor:
     heatmap-weighted affine of a trained model drifted by 1.8e-4 of its size in float32.
     Two reductions of W and H terms keep it near TensorFlow's
     (docs/experiments/2026-11-25-export-agreement-and-tflite-speed.md).
+
+    Args:
+      values: [B, H, W, ...] tensor.
+
+    Returns:
+      [B, ...] sums over H and W.
     """
     return tf.reduce_sum(tf.reduce_sum(values, axis=2), axis=1)
 
 
 def soft_argmax(heatmap: tf.Tensor) -> tf.Tensor:
-    """Expected (x, y) of each channel of a normalised heatmap: [B, H, W, K] -> [B, K, 2]."""
+    """Expected (x, y) of each channel of a normalised heatmap: [B, H, W, K] -> [B, K, 2].
+
+    Args:
+      heatmap: [B, H, W, K] maps, each channel summing to 1 over H and W.
+
+    Returns:
+      [B, K, 2] expected (x, y) in the [-1, 1] coordinates of `make_coordinate_grid`.
+    """
     height, width = heatmap.shape[1], heatmap.shape[2]
     grid = make_coordinate_grid(height, width, heatmap.dtype)
     # x and y apart: rank-4 tensors only, as TFLite delegates require.
@@ -60,6 +90,12 @@ def inverse_2x2(matrix: tf.Tensor) -> tf.Tensor:
     A determinant below MIN_ABS_DETERMINANT in magnitude is clamped (sign kept), and
     non-finite entries are replaced by the identity first, so a near-singular or NaN
     affine predicted early in training gives a large but finite motion, not NaN.
+
+    Args:
+      matrix: [..., 2, 2] matrices.
+
+    Returns:
+      [..., 2, 2] inverses (of the identity where `matrix` had a non-finite entry).
     """
     matrix = sanitize_affine(matrix)
     a, b = matrix[..., 0, 0], matrix[..., 0, 1]
@@ -73,7 +109,14 @@ def inverse_2x2(matrix: tf.Tensor) -> tf.Tensor:
 
 
 def sanitize_affine(matrix: tf.Tensor) -> tf.Tensor:
-    """Replaces [..., 2, 2] matrices holding a non-finite entry by the identity."""
+    """Replaces [..., 2, 2] matrices holding a non-finite entry by the identity.
+
+    Args:
+      matrix: [..., 2, 2] matrices.
+
+    Returns:
+      [..., 2, 2] matrices, finite ones unchanged.
+    """
     finite = tf.reduce_all(tf.math.is_finite(matrix), axis=[-2, -1], keepdims=True)
     identity = tf.eye(2, dtype=matrix.dtype)
     return tf.where(finite, matrix, tf.broadcast_to(identity, tf.shape(matrix)))
@@ -86,6 +129,17 @@ def grid_sample(image: tf.Tensor, grid: tf.Tensor, padding_mode: str = "zeros") 
     "zeros" reads zeros outside the image; "border" clamps to the edge pixels. Written
     with a flat GATHER so that it converts to TFLite builtins. Non-finite coordinates
     read zeros (or the border), never NaN.
+
+    Args:
+      image: [B, H, W, C] images.
+      grid: [B, Ho, Wo, 2] sampling positions (x, y) in [-1, 1] (-1 is the centre of the first pixel).
+      padding_mode: "zeros" or "border".
+
+    Returns:
+      [B, Ho, Wo, C] samples, in `image`'s dtype.
+
+    Raises:
+      ValueError: `padding_mode` is neither "zeros" nor "border".
     """
     if padding_mode not in ("zeros", "border"):
         raise ValueError(f"padding_mode must be 'zeros' or 'border', got {padding_mode!r}")
@@ -140,6 +194,12 @@ def upsample_nearest_2x(x: tf.Tensor) -> tf.Tensor:
     repeats every column; the same on the width doubles the rows. `tf.repeat` would lower
     to rank-5 tensors (which the TFLite GPU/NNAPI delegates reject) and
     RESIZE_NEAREST_NEIGHBOR is not an XNNPACK op; this keeps the segmenter one partition.
+
+    Args:
+      x: [B, H, W, C] tensor with a static C.
+
+    Returns:
+      [B, 2H, 2W, C] tensor.
     """
     shape = tf.shape(x)
     batch, height, width, channels = shape[0], shape[1], shape[2], x.shape[-1]
@@ -148,7 +208,16 @@ def upsample_nearest_2x(x: tf.Tensor) -> tf.Tensor:
 
 
 def resize_bilinear(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """Bilinear resize with half-pixel centres (PyTorch interpolate, align_corners=False)."""
+    """Bilinear resize with half-pixel centres (PyTorch interpolate, align_corners=False).
+
+    Args:
+      image: [B, H, W, C] images.
+      height: Output height.
+      width: Output width.
+
+    Returns:
+      [B, height, width, C] images in `image`'s dtype (`image` itself when already that size).
+    """
     if image.shape[1] == height and image.shape[2] == width:
         return image
     return tf.cast(tf.image.resize(image, (height, width), method="bilinear"), image.dtype)
@@ -158,6 +227,12 @@ def gaussian_kernel(scale: float) -> tuple[np.ndarray, int]:
     """The anti-aliasing kernel for downsampling by `scale`, and its half size (padding).
 
     sigma = (1/scale - 1)/2 and size 2*round(4*sigma) + 1, normalised to sum to one.
+
+    Args:
+      scale: Downsampling factor in (0, 1), e.g. 0.25.
+
+    Returns:
+      (float32 [size, size] kernel, size // 2).
     """
     sigma = (1.0 / scale - 1.0) / 2.0
     size = 2 * round(sigma * 4) + 1
@@ -171,6 +246,16 @@ def antialias_downsample(image: tf.Tensor, scale: float) -> tf.Tensor:
     """Gaussian blur then every (1/scale)-th pixel from the first: [B, H, W, C] at `scale`.
 
     The blur uses zero padding of half the kernel on each side, as the original.
+
+    Args:
+      image: [B, H, W, C] images with a static C.
+      scale: 1, or 1/n for an integer n > 1.
+
+    Returns:
+      [B, ~H*scale, ~W*scale, C] images (`image` itself for scale 1).
+
+    Raises:
+      ValueError: `scale` is not 1/n for an integer n > 1.
     """
     if scale == 1:
         return image

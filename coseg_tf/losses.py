@@ -34,7 +34,15 @@ class VGGWeightsError(CosegError):
 
 
 def image_pyramid(image: tf.Tensor, scales: list[float] | tuple[float, ...]) -> dict[str, tf.Tensor]:
-    """The anti-aliased pyramid the perceptual loss compares, keyed `prediction_<scale>`."""
+    """The anti-aliased pyramid the perceptual loss compares, keyed `prediction_<scale>`.
+
+    Args:
+        image: [B, H, W, C] images.
+        scales: Downsampling factors, each 1 or 1/n (see `geometry.antialias_downsample`).
+
+    Returns:
+        {"prediction_<scale>": [B, ~H*scale, ~W*scale, C]} for every scale.
+    """
     return {f"prediction_{scale}": geometry.antialias_downsample(image, scale) for scale in scales}
 
 
@@ -146,7 +154,15 @@ class PerceptualLoss(keras.layers.Layer):
 
 
 def vgg_convention(vgg_weights: str) -> str:
-    """ "torchvision" for torchvision's VGG19 (by name, `.pth` or `.npz` file), else "caffe"."""
+    """ "torchvision" for torchvision's VGG19 (by name, `.pth` or `.npz` file), else "caffe".
+
+    Args:
+        vgg_weights: The config's `vgg_weights`: "torchvision", a `.pth`/`.npz` path, or anything else (Keras'
+        ImageNet VGG19).
+
+    Returns:
+        "torchvision" or "caffe" (the input normalisation that goes with those weights).
+    """
     if vgg_weights == "torchvision" or str(vgg_weights).endswith((".pth", ".npz")):
         return "torchvision"
     return "caffe"
@@ -177,6 +193,12 @@ def download_torchvision_vgg19() -> str:
 def read_torchvision_vgg19(path: str) -> dict[str, np.ndarray]:
     """torchvision's VGG19 state dict as float32 arrays: a `.pth` (read without PyTorch) or `.npz`.
 
+    Args:
+        path: A `.pth` or `.npz` file of torchvision's VGG19 state dict.
+
+    Returns:
+        The `features.*` arrays of the state dict, as float32.
+
     Raises:
         VGGWeightsError: if the file holds no `features.*` arrays (not a VGG state dict).
         CheckpointReadError: if the file is not a readable `.npz` or torch checkpoint.
@@ -197,6 +219,11 @@ def assign_torchvision_vgg19(vgg: keras.Model, state: dict[str, np.ndarray], las
 
     Both networks are the same stack of 3x3 'same' convs with ReLU and 2x2 max pools, so only
     the kernel layout changes ([out, in, kh, kw] -> [kh, kw, in, out]).
+
+    Args:
+        vgg: keras.applications' VGG19 (its `block*_conv*` layers are assigned).
+        state: torchvision's state dict (`read_torchvision_vgg19`).
+        last_layer: The last conv layer to assign, e.g. "block5_conv1".
 
     Raises:
         VGGWeightsError: if an array that the loss needs is missing or has the wrong shape.
@@ -275,7 +302,18 @@ class EquivarianceTransform:
         points_tps: int,
         seed: keras.random.SeedGenerator | int | None = None,
     ) -> EquivarianceTransform:
-        """A warp drawn by `random_warp` (see there for the arguments)."""
+        """A warp drawn by `random_warp` (see there for the arguments).
+
+        Args:
+            batch: Number of warps.
+            sigma_affine: Standard deviation of theta around the identity.
+            sigma_tps: Standard deviation of the TPS weights.
+            points_tps: Control points per side of the TPS grid.
+            seed: A `keras.random.SeedGenerator`, an int seed, or None.
+
+        Returns:
+            The transform W.
+        """
         theta, params = random_warp(batch, sigma_affine, sigma_tps, points_tps, seed)
         return cls(theta, geometry.make_coordinate_grid(points_tps, points_tps), params)
 
@@ -290,21 +328,42 @@ class EquivarianceTransform:
         return value, slope[..., tf.newaxis] * tf.sign(offsets)
 
     def warp_coordinates(self, coordinates: tf.Tensor) -> tf.Tensor:
-        """W at [B, N, 2] coordinates (x, y)."""
+        """W at [B, N, 2] coordinates (x, y).
+
+        Args:
+            coordinates: [B, N, 2] points (x, y) in [-1, 1] coordinates.
+
+        Returns:
+            [B, N, 2] float32 warped points W(z).
+        """
         coordinates = tf.cast(coordinates, tf.float32)
         out = tf.einsum("bij,bnj->bni", self.theta[:, :, :2], coordinates) + self.theta[:, tf.newaxis, :, 2]
         tps, _ = self._tps(coordinates)
         return out + tps[..., tf.newaxis]
 
     def jacobian(self, coordinates: tf.Tensor) -> tf.Tensor:
-        """dW/dz at [B, N, 2] coordinates: [B, N, 2, 2], rows (Wx, Wy), columns (x, y)."""
+        """dW/dz at [B, N, 2] coordinates: [B, N, 2, 2], rows (Wx, Wy), columns (x, y).
+
+        Args:
+            coordinates: [B, N, 2] points (x, y) in [-1, 1] coordinates.
+
+        Returns:
+            [B, N, 2, 2] float32 Jacobians.
+        """
         _, slopes = self._tps(tf.cast(coordinates, tf.float32))
         gradient = tf.reduce_sum(slopes, axis=2)  # [B, N, 2]: d tps / d(x, y)
         linear = self.theta[:, tf.newaxis, :, :2]
         return linear + gradient[:, :, tf.newaxis, :]
 
     def transform_frame(self, frame: tf.Tensor) -> tf.Tensor:
-        """The frame warped by W (sampled at W(z) for every pixel z), border padding."""
+        """The frame warped by W (sampled at W(z) for every pixel z), border padding.
+
+        Args:
+            frame: [B, H, W, C] images with static H and W.
+
+        Returns:
+            [B, H, W, C] warped images W(X).
+        """
         height, width = frame.shape[1], frame.shape[2]
         grid = tf.reshape(geometry.make_coordinate_grid(height, width), (1, height * width, 2))
         grid = tf.broadcast_to(grid, (tf.shape(frame)[0], height * width, 2))
@@ -322,6 +381,16 @@ def equivariance_losses(
     """Shift and affine equivariance (Sec. 3.3): parts found on W(X_T) map back onto X_T's.
 
     shift: w * mean |p_T - W(p_W)|;  affine: w * mean |I - A_T^-1 J_W(p_W) A_W|.
+
+    Args:
+        seg_target: Segmenter outputs on X_T: `shift` [B, K, 2] and `affine` [B, K, 2, 2].
+        transformed_seg: Segmenter outputs on W(X_T), same keys.
+        transform: The warp W.
+        weight: Weight w of both terms.
+        with_affine: Whether to add the affine term.
+
+    Returns:
+        {"equivariance_shift": scalar} and, with `with_affine`, "equivariance_affine".
     """
     losses = {}
     warped_shift = transform.warp_coordinates(transformed_seg["shift"])

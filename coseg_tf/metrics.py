@@ -78,9 +78,6 @@ def foreground_iou(segmentation: np.ndarray, mask: np.ndarray, threshold: float 
 
     Returns:
       [N] IoU per frame.
-
-    Raises:
-      ValueError: The resized maps and the masks differ in shape.
     """
     mask = np.asarray(mask, bool)
     foreground = foreground_probability(segmentation, mask.shape[-2:])

@@ -522,9 +522,6 @@ def read_video(path: str, frame_shape: Sequence[int] | None = None) -> np.ndarra
 
     Returns:
       [T, H, W, 3] float32 RGB frames in [0, 1].
-
-    Raises:
-      ValueError: `path` is not a known layout, or is a stacked image and `frame_shape` is None.
     """
     size = (int(frame_shape[0]), int(frame_shape[1])) if frame_shape is not None else None
     return to_float(load_frames(source_for_path(path), size))
