@@ -79,7 +79,14 @@ class EvalSplit:
         return len(self.items)
 
     def subset(self, indices: Sequence[int]) -> EvalSplit:
-        """The split restricted to `indices` (in that order)."""
+        """The split restricted to `indices` (in that order).
+
+        Args:
+          indices: Item indices into this split.
+
+        Returns:
+          A new split of those items, its loader reading through this one's.
+        """
         indices = [int(i) for i in indices]
         load = self.load
         return dataclasses.replace(
@@ -92,12 +99,28 @@ class EvalSplit:
 
 
 def identity_of(name: str) -> str:
-    """`puppet00003#clip00/00012` -> `puppet00003`: the part before the first `#` (or the stem)."""
+    """`puppet00003#clip00/00012` -> `puppet00003`: the part before the first `#` (or the stem).
+
+    Args:
+      name: An item name (`<video>/<frame>` or an image file name).
+
+    Returns:
+      The identity.
+    """
     return os.path.splitext(name.split("/")[0])[0].split("#")[0]
 
 
 def limit(split: EvalSplit, max_items: int | None, seed: int) -> EvalSplit:
-    """A seeded random subset of at most `max_items` items (kept in their order); all if None."""
+    """A seeded random subset of at most `max_items` items (kept in their order); all if None.
+
+    Args:
+      split: The split to subsample.
+      max_items: Most items to keep; None or <= 0 keeps all.
+      seed: Seed of the choice.
+
+    Returns:
+      `split` itself if small enough, else its seeded subset.
+    """
     if max_items is None or max_items <= 0 or len(split) <= max_items:
         return split
     chosen = np.sort(np.random.default_rng(seed).choice(len(split), max_items, replace=False))
@@ -110,7 +133,20 @@ def limit(split: EvalSplit, max_items: int | None, seed: int) -> EvalSplit:
 def read_synthetic(
     root: str, *, frames_per_video: int = 8, layout: str | None = None
 ) -> dict[str, EvalSplit]:
-    """The synthetic set's train and test splits; items are `<video>/<frame>`."""
+    """The synthetic set's train and test splits; items are `<video>/<frame>`.
+
+    Args:
+      root: The root a synthetic set was generated into (with `ground_truth/info.json`).
+      frames_per_video: Frames taken per video, evenly spaced.
+      layout: Video folder to read (e.g. "png"); None takes the first present of `_SYNTHETIC_LAYOUTS`.
+
+    Returns:
+      {"test": ..., and "train" if present}.
+
+    Raises:
+      GroundTruthError: `info.json` is missing, unreadable or incomplete, no video folder exists, or there
+        are no test videos.
+    """
     info_path = video_io.join(root, "ground_truth", "info.json")
     if not video_io.exists(info_path):
         raise GroundTruthError(f"{root} is not a synthetic set: {info_path} not found (made by coseg-synth)")
@@ -327,6 +363,16 @@ def read_landmark_csv(path: str) -> tuple[dict[str, np.ndarray], dict[str, str],
 
     Header: `name`, optionally `identity`, then `<landmark>_x`, `<landmark>_y` per landmark.
     Empty, `nan` and `-1` cells are missing coordinates.
+
+    Args:
+      path: The CSV file (local or cloud).
+
+    Returns:
+      ({name: float64 [J, 2] with NaN for missing}, {name: identity} (empty without an identity column),
+      landmark names).
+
+    Raises:
+      GroundTruthError: A malformed header, a row of the wrong length, or a coordinate that is not a number.
     """
     reader = csv.reader(io.StringIO(video_io.read_bytes(path).decode("utf-8")))
     header = [h.strip() for h in next(reader, [])]
@@ -386,7 +432,17 @@ def _landmark_array(table: dict[str, np.ndarray], names: list[str]) -> np.ndarra
 
 
 def read_plain(root: str) -> dict[str, EvalSplit]:
-    """The plain folder format (see the module docstring)."""
+    """The plain folder format (see the module docstring).
+
+    Args:
+      root: Root of `<root>/<split>/images/` (with optional `masks/`, `parts/`, `landmarks.csv`).
+
+    Returns:
+      {"test": ..., and "train" if present}.
+
+    Raises:
+      GroundTruthError: There are no test images.
+    """
     splits = {}
     for split in ("train", "test"):
         image_dir = video_io.join(root, split, "images")
@@ -433,6 +489,19 @@ def read_original(
 
     The pickles are read by `pickle_tables.read_dataframe_pickle`, which refuses them unless
     `trust_pickles` is set and even then admits only the types of a plain DataFrame.
+
+    Args:
+      root: Root of `<root>/train/` and `<root>/test/` images.
+      train_landmarks: The train split's landmark pickle, or None.
+      test_landmarks: The test split's landmark pickle, or None.
+      trust_pickles: Whether the pickles may be read at all.
+      masks_dir: Folder of foreground masks (with per-split subfolders or not), or None.
+
+    Returns:
+      {"test": ..., and "train" if present}; -1 landmark coordinates become NaN.
+
+    Raises:
+      GroundTruthError: There are no test images.
     """
     from coseg_tf import pickle_tables
 

@@ -49,10 +49,27 @@ def _segmenter_fn(model: LoadedModel) -> Callable[[tf.Tensor], dict[str, tf.Tens
 
 
 def segmenter_specs(size: tuple[int, int]) -> list[tf.TensorSpec]:
+    """The segmenter's TFLite input: one `image`.
+
+    Args:
+      size: (height, width) of the fixed input.
+
+    Returns:
+      [TensorSpec [1, height, width, 3] float32 named "image"].
+    """
     return [tf.TensorSpec([1, size[0], size[1], 3], tf.float32, name="image")]
 
 
 def part_swap_specs(model: LoadedModel, size: tuple[int, int]) -> list[tf.TensorSpec]:
+    """The part-swap model's TFLite inputs: `source`, `target` and `part_mask`.
+
+    Args:
+      model: The model (its `num_segments` sizes the mask).
+      size: (height, width) of the fixed inputs.
+
+    Returns:
+      TensorSpecs [1, height, width, 3] float32 for source and target, [1, K+1] float32 for the mask.
+    """
     return [
         tf.TensorSpec([1, size[0], size[1], 3], tf.float32, name="source"),
         tf.TensorSpec([1, size[0], size[1], 3], tf.float32, name="target"),
@@ -68,6 +85,13 @@ def frozen_function(
     The TFLite converter leaves Keras 3 variables as VAR_HANDLE/READ_VARIABLE ops (they
     block batch-norm folding and most delegates); freezing first gives plain constant
     weights. The outputs keep their names (freezing alone would number them).
+
+    Args:
+      fn: The function to trace.
+      input_signature: Its inputs.
+
+    Returns:
+      A concrete function with constant weights and `fn`'s output structure.
     """
     concrete = tf.function(fn, input_signature=input_signature).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
@@ -127,7 +151,21 @@ def convert_segmenter(
     size: tuple[int, int],
     representative: Iterable[np.ndarray] | None = None,
 ) -> bytes:
-    """The segmenter as a TFLite flatbuffer; `representative` yields [1, H, W, 3] float images (int8)."""
+    """The segmenter as a TFLite flatbuffer; `representative` yields [1, H, W, 3] float images (int8).
+
+    Args:
+      model: The model to convert.
+      variant: One of `SEGMENTER_VARIANTS`.
+      size: (height, width) of the fixed input.
+      representative: The calibration images for "int8"; not used by the other variants.
+
+    Returns:
+      The `.tflite` flatbuffer.
+
+    Raises:
+      ValueError: `variant` is unknown.
+      ConversionError: The converted graph has ops or tensors the delegates reject (`delegate_problems`).
+    """
     if variant not in SEGMENTER_VARIANTS:
         raise ValueError(f"segmenter variant must be one of {SEGMENTER_VARIANTS}, got {variant!r}")
     content = _convert(
@@ -140,7 +178,21 @@ def convert_segmenter(
 
 
 def convert_part_swap(model: LoadedModel, variant: str, size: tuple[int, int]) -> bytes:
-    """The part-swap model (both segmentations, warp, blend, decoder) as a TFLite flatbuffer."""
+    """The part-swap model (both segmentations, warp, blend, decoder) as a TFLite flatbuffer.
+
+    Args:
+      model: The model to convert (with a generator).
+      variant: One of `PART_SWAP_VARIANTS`.
+      size: (height, width) of the fixed inputs.
+
+    Returns:
+      The `.tflite` flatbuffer.
+
+    Raises:
+      ValueError: `variant` is unknown.
+      ConversionError: `model` has no generator, or the graph has non-builtin or rejected ops (high-rank
+        tensors are allowed here).
+    """
     if variant not in PART_SWAP_VARIANTS:
         raise ValueError(f"part-swap variant must be one of {PART_SWAP_VARIANTS}, got {variant!r}")
     if model.generator is None:
@@ -167,7 +219,14 @@ class ModelReport:
 
 
 def inspect_model(content: bytes) -> ModelReport:
-    """Lists the model's own ops (no delegate applied, so none are hidden in DELEGATE nodes)."""
+    """Lists the model's own ops (no delegate applied, so none are hidden in DELEGATE nodes).
+
+    Args:
+      content: The `.tflite` flatbuffer.
+
+    Returns:
+      Its ops, maximum tensor rank, tensors above `MAX_SEGMENTER_RANK` and signatures.
+    """
     interpreter = Interpreter(
         model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     )
@@ -184,7 +243,14 @@ def inspect_model(content: bytes) -> ModelReport:
 
 
 def delegate_problems(report: ModelReport) -> list[str]:
-    """Why a graph would not run on builtins alone or not fit the GPU/NNAPI delegates."""
+    """Why a graph would not run on builtins alone or not fit the GPU/NNAPI delegates.
+
+    Args:
+      report: The model's `inspect_model` report.
+
+    Returns:
+      One message per problem (non-builtin ops, forbidden ops, high-rank tensors); empty if none.
+    """
     problems = []
     flex = [op for op in report.ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")]
     if flex:
@@ -201,5 +267,15 @@ def delegate_problems(report: ModelReport) -> list[str]:
 
 
 def file_name(model_name: str, kind: str, variant: str, size: tuple[int, int]) -> str:
-    """E.g. `coseg_segmenter_int8_256x256.tflite`: kind, precision and the fixed input size."""
+    """E.g. `coseg_segmenter_int8_256x256.tflite`: kind, precision and the fixed input size.
+
+    Args:
+      model_name: Prefix, e.g. "coseg".
+      kind: "segmenter" or "part_swap".
+      variant: The precision variant.
+      size: (height, width) of the fixed input.
+
+    Returns:
+      The file name.
+    """
     return f"{model_name}_{kind}_{variant}_{size[0]}x{size[1]}.tflite"

@@ -162,7 +162,15 @@ def _appearance(rng: np.random.Generator, size: int) -> Appearance:
 
 
 def background_texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Muted (low saturation) static texture: blotches, faint oriented stripes, fine grain."""
+    """Muted (low saturation) static texture: blotches, faint oriented stripes, fine grain.
+
+    Args:
+      rng: The random generator to draw from.
+      size: Side of the square image in pixels.
+
+    Returns:
+      [size, size, 3] uint8 RGB image.
+    """
     hsv = np.stack(
         [rng.uniform(0, 360, 2), rng.uniform(0.05, 0.3, 2), rng.uniform(0.3, 0.65, 2)], axis=-1
     ).astype(np.float32)
@@ -181,7 +189,16 @@ def background_texture(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def smooth_curves(rng: np.random.Generator, num_frames: int, count: int) -> np.ndarray:
-    """`count` smooth random curves over the frames, each spanning about [-1, 1]: [count, T]."""
+    """`count` smooth random curves over the frames, each spanning about [-1, 1]: [count, T].
+
+    Args:
+      rng: The random generator to draw from.
+      num_frames: T, the number of frames.
+      count: Number of curves.
+
+    Returns:
+      float64 [count, T] curves (sums of two sines of 24 to 64 frames per cycle).
+    """
     t = np.arange(num_frames, dtype=np.float64)[None, :, None]
     freq = rng.uniform(1 / 64, 1 / 24, (count, 1, 2))  # cycles per frame, two harmonics
     phase = rng.uniform(0, 2 * np.pi, (count, 1, 2))
@@ -393,11 +410,21 @@ class SyntheticVideo:
 
     @property
     def mask(self) -> np.ndarray:
+        """The foreground masks, bool [T, H, W]: pixels of any part."""
         return self.labels > 0
 
 
 def video_name(identity: int, clip: int, prefix: str = "puppet") -> str:
-    """`puppet00003#clip01`: the part before `#` names the identity (for `id_sampling`)."""
+    """`puppet00003#clip01`: the part before `#` names the identity (for `id_sampling`).
+
+    Args:
+      identity: Identity number.
+      clip: Clip number of that identity.
+      prefix: The name's prefix (the family's).
+
+    Returns:
+      The video name.
+    """
     return f"{prefix}{identity:05d}#clip{clip:02d}"
 
 
@@ -410,7 +437,22 @@ def render_puppet_video(
     seed: int = 0,
     part_style: str = "textured",
 ) -> SyntheticVideo:
-    """Renders one puppet video; the same arguments always give the same video."""
+    """Renders one puppet video; the same arguments always give the same video.
+
+    Args:
+      identity: Which puppet (its appearance is seeded by `seed` and `identity`).
+      clip: Which clip of that puppet (its motion is seeded by `seed`, `identity` and `clip`).
+      num_frames: Frames T.
+      size: Side of the square frames in pixels.
+      seed: Seed of the whole data set.
+      part_style: "textured" or "flat" (one colour per part).
+
+    Returns:
+      The frames and their ground truth.
+
+    Raises:
+      ValueError: `part_style` is neither "textured" nor "flat".
+    """
     if part_style not in ("textured", "flat"):
         raise ValueError(f"part_style must be 'textured' or 'flat', got {part_style!r}")
     look = _appearance(np.random.default_rng([seed, identity, 0xA11]), size)
@@ -465,6 +507,12 @@ FAMILIES = tuple(FAMILY_MODULES)
 
 def get_family(name: str) -> Family:
     """The family called `name` (one of `FAMILIES`).
+
+    Args:
+      name: A family name, e.g. "puppets".
+
+    Returns:
+      The family's `FAMILY` (its module is imported on demand).
 
     Raises:
       ValueError: No family has that name.
@@ -594,6 +642,28 @@ def generate_synthetic_dataset(
     `root/ground_truth/{train,test}/<name>.npz` and `root/ground_truth/info.json`. Point
     `dataset_params.root_dir` at `root/<format>`. Identities (not clips) are split, a seeded
     `test_fraction` of them going to test. Frame size must be even for mp4/mov/avi.
+
+    Args:
+      root: Output folder (local, `file://` or a cloud URL; a cloud set is written to a temporary folder
+          first).
+      num_videos: Videos to render, over all splits.
+      num_frames: Frames per video.
+      size: Side of the square frames in pixels.
+      seed: Seed of the whole set.
+      formats: Layouts to write, from `FORMATS`; duplicates are ignored.
+      test_fraction: Share of identities that go to the test split.
+      clips_per_identity: Videos rendered per identity.
+      part_style: "textured" or "flat".
+      fps: Frame rate of the video files.
+      num_threads: Threads rendering and writing videos.
+      family: A family of `FAMILIES`.
+
+    Returns:
+      {format: the dataset root_dir of that layout}.
+
+    Raises:
+      ValueError: An unknown format, `num_videos` < 1, `num_frames` < 2, `size` < 16, or an odd `size` with
+        mp4/mov/avi.
     """
     chosen = get_family(family)
     formats = list(dict.fromkeys(formats))
@@ -704,6 +774,15 @@ def _copy_tree(local: str, remote: str) -> None:
 
 
 def load_ground_truth(root: str, split: str, name: str) -> dict[str, np.ndarray]:
-    """The ground truth of one synthetic video (`root` as given to the generator)."""
+    """The ground truth of one synthetic video (`root` as given to the generator).
+
+    Args:
+      root: The generator's `root`.
+      split: "train" or "test".
+      name: The video's name.
+
+    Returns:
+      The arrays of its `.npz` file (`labels`, `landmarks`, `landmark_visible`, ...).
+    """
     with np.load(os.path.join(root, "ground_truth", split, f"{name}.npz")) as data:
         return {key: data[key] for key in data.files}
