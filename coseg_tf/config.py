@@ -391,7 +391,19 @@ def _validate(config: dict[str, Any]) -> None:
 def build_config(
     given: Mapping[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    """Validates `given` against the schema, fills defaults and applies `key=value` overrides."""
+    """Validates `given` against the schema, fills defaults and applies `key=value` overrides.
+
+    Args:
+      given: A partial config (sections of key/values), or None for the defaults.
+      overrides: `section.key=value` strings applied in order after `given`.
+
+    Returns:
+      The complete config: every section and key of the schema.
+
+    Raises:
+      OverrideError: An override is malformed or names an unknown key or a bad value.
+      ConfigError: `given` does not fit the schema (the message names the overrides, if any).
+    """
     config = _merge(DEFAULTS, given or {}, "")
     for override in overrides:
         try:
@@ -442,7 +454,20 @@ def read_yaml_mapping(path: str) -> dict[str, Any]:
 
 
 def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Reads a YAML config (any `tf.io.gfile` path) and returns the validated config."""
+    """Reads a YAML config (any `tf.io.gfile` path) and returns the validated config.
+
+    Args:
+      path: The YAML file (local or a `tf.io.gfile` URL).
+      overrides: `section.key=value` strings applied after the file.
+
+    Returns:
+      The complete, validated config.
+
+    Raises:
+      OverrideError: An override does not apply.
+      ConfigError: The file's config does not fit the schema or the frame size does not suit the model
+        (the message starts with `path`).
+    """
     given = read_yaml_mapping(path)
     try:
         config = build_config(given, overrides)
@@ -455,7 +480,12 @@ def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[
 
 
 def save_config(config: Mapping[str, Any], path: str) -> None:
-    """Writes the resolved config as YAML, so that a run can be reproduced from its logs."""
+    """Writes the resolved config as YAML, so that a run can be reproduced from its logs.
+
+    Args:
+      config: The config to write.
+      path: The YAML file to write (local or a `tf.io.gfile` URL).
+    """
     import tensorflow as tf
 
     with tf.io.gfile.GFile(path, "w") as f:
@@ -548,12 +578,26 @@ def _module_kwargs(config: Mapping[str, Any], section: str, common_keys: tuple[s
 
 
 def segmenter_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Constructor arguments of `SegmentationModule` from a config, variant applied."""
+    """Constructor arguments of `SegmentationModule` from a config, variant applied.
+
+    Args:
+      config: A complete config.
+
+    Returns:
+      Keyword arguments of `SegmentationModule`.
+    """
     return _module_kwargs(config, "segmentation_module_params", _SEGMENTER_KEYS)
 
 
 def generator_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Constructor arguments of `ReconstructionModule` from a config, variant applied."""
+    """Constructor arguments of `ReconstructionModule` from a config, variant applied.
+
+    Args:
+      config: A complete config.
+
+    Returns:
+      Keyword arguments of `ReconstructionModule`.
+    """
     return _module_kwargs(config, "reconstruction_module_params", _GENERATOR_KEYS)
 
 
@@ -580,7 +624,17 @@ def config_path(name_or_path: str | None) -> str | None:
 
 
 def packaged_config_path(name: str) -> str:
-    """Path of a config shipped with the package, e.g. `synthetic` or `vox-256-sem-10segments`."""
+    """Path of a config shipped with the package, e.g. `synthetic` or `vox-256-sem-10segments`.
+
+    Args:
+      name: The config's name, without `.yaml`.
+
+    Returns:
+      Path of the YAML file.
+
+    Raises:
+      FileNotFoundError: No packaged config has that name (the message lists those there are).
+    """
     import importlib.resources
 
     folder = importlib.resources.files("coseg_tf.configs")

@@ -87,7 +87,16 @@ def as_images(images: Any, what: str = "images") -> np.ndarray:
 
 
 def crop_box(height: int, width: int, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of the largest centred window with the frame's aspect ratio."""
+    """(top, left, height, width) of the largest centred window with the frame's aspect ratio.
+
+    Args:
+      height: Height of the image to crop.
+      width: Width of the image to crop.
+      frame_size: (height, width) whose aspect ratio the window takes.
+
+    Returns:
+      (top, left, height, width) of the window in pixels.
+    """
     target = frame_size[1] / frame_size[0]
     if width / height > target:
         crop_width = max(1, int(round(height * target)))
@@ -137,6 +146,14 @@ def shift_to_pixels(shift: np.ndarray, map_size: tuple[int, int], input_size: tu
     The shift is a soft-argmax over the map grid (x = -1 is the centre of the map's first
     column); that column covers input pixels [0, W_in / w), so map column u has its centre
     at input x = (u + 0.5) * W_in / w - 0.5.
+
+    Args:
+      shift: [..., 2] anchors (x, y) in [-1, 1] map coordinates.
+      map_size: (h, w) of the segmentation maps.
+      input_size: (height, width) of the input images.
+
+    Returns:
+      float32 [..., 2] anchors (x, y) in input pixels.
     """
     shift = np.asarray(shift, np.float32)
     (h, w), (height, width) = map_size, input_size
@@ -169,7 +186,15 @@ class Segmentation:
     input_size: tuple[int, int]
 
     def soft_at(self, height: int, width: int) -> np.ndarray:
-        """The soft maps bilinearly resized to (height, width), e.g. the input size."""
+        """The soft maps bilinearly resized to (height, width), e.g. the input size.
+
+        Args:
+          height: Output height.
+          width: Output width.
+
+        Returns:
+          float32 [N, height, width, K+1] maps (`soft` itself when already that size).
+        """
         import cv2
 
         if self.soft.shape[1:3] == (height, width):
@@ -182,7 +207,15 @@ class Segmentation:
         )
 
     def labels_at(self, height: int, width: int) -> np.ndarray:
-        """Labels (argmax of the resized soft maps) at (height, width), uint8 for PNGs when K < 256."""
+        """Labels (argmax of the resized soft maps) at (height, width), uint8 for PNGs when K < 256.
+
+        Args:
+          height: Output height.
+          width: Output width.
+
+        Returns:
+          [N, height, width] labels, uint8 when K + 1 <= 256, else int32.
+        """
         labels = self.soft_at(height, width).argmax(-1)
         return labels.astype(np.uint8 if self.num_segments < 256 else np.int32)
 
@@ -198,7 +231,14 @@ class Segmenter:
     fixed_batch: int | None = None  # a model whose signature takes exactly this many images
 
     def set_batch_size(self, batch_size: int) -> None:
-        """Images per forward pass (`--batch_size`); a fixed-batch model (TFLite) keeps its own."""
+        """Images per forward pass (`--batch_size`); a fixed-batch model (TFLite) keeps its own.
+
+        Args:
+          batch_size: Images per forward pass.
+
+        Raises:
+          InputError: `batch_size` is below 1.
+        """
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = self.fixed_batch or batch_size
@@ -273,6 +313,11 @@ class KerasSegmenter(Segmenter):
         return out["segmentation"].numpy(), out["shift"].numpy()
 
     def describe(self) -> dict[str, Any]:
+        """What a report records about the model, with the segmenter's `scale_factor`.
+
+        Returns:
+          `Segmenter.describe`'s dict plus `scale_factor`.
+        """
         return {**super().describe(), "scale_factor": float(self.model.segmenter.scale_factor)}
 
 
@@ -568,6 +613,14 @@ class PartSwapper:
     @classmethod
     def load(cls, path: str, config: str | None = None, batch_size: int = 8) -> PartSwapper:
         """A swapper on the model at `path` (see `load_segmenter` for `path` and `config`).
+
+        Args:
+            path: The model (see `load_segmenter`).
+            config: The config for a checkpoint without one, or None.
+            batch_size: Pairs per forward pass.
+
+        Returns:
+            The swapper.
 
         Raises:
             ModelLoadError: no model there, or one without what part swap needs.

@@ -103,6 +103,15 @@ class PairLoader:
         return len(self.catalog.identities) if self.id_sampling else len(self.catalog.videos)
 
     def draw_indices(self, rng: np.random.Generator, num_frames: int) -> np.ndarray:
+        """Draws the two frame indices of a pair, sorted (distinct with `distinct_frames`).
+
+        Args:
+          rng: The generator of this example.
+          num_frames: Frames of the video.
+
+        Returns:
+          int64 [2] frame indices in [0, num_frames), ascending.
+        """
         if self.distinct:
             return np.sort(rng.choice(num_frames, size=2, replace=False))
         return np.sort(rng.integers(0, num_frames, size=2))
@@ -112,7 +121,18 @@ class PairLoader:
         return video_io.load_frames(entry.source, self.size)
 
     def load(self, item: int, seed: int) -> tuple[np.ndarray, int, np.ndarray]:
-        """Frames uint8 [2, H, W, 3], the video index and the frame indices; raises on bad input."""
+        """Frames uint8 [2, H, W, 3], the video index and the frame indices; raises on bad input.
+
+        Args:
+          item: Index of a video, or of an identity with `id_sampling` (a clip is then drawn).
+          seed: The example's seed (video choice and frame indices).
+
+        Returns:
+          (frames uint8 [2, H, W, 3], video index in the catalog, frame indices [2]).
+
+        Raises:
+          VideoReadError: A decoded video has fewer than two frames.
+        """
         rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
         if self.id_sampling:
             clips = self.catalog.clips[item]
@@ -187,6 +207,21 @@ def make_pair_dataset(
     tests and debugging. Skipped videos are counted in `stats` (default: `dataset_stats(root)`).
     Raises `DatasetError` for a missing/empty dataset, a bad stacked image width or an epoch
     shorter than one batch.
+
+    Args:
+      dataset_params: The config's `dataset_params` (completed with defaults).
+      split: "train" or "test".
+      batch_size: The global batch size (per replica with `input_context`).
+      num_repeats: Passes over the videos in one epoch.
+      seed: Seed of shuffling, pair draws and augmentation; None for a random seed per process.
+      input_context: The `tf.distribute.InputContext` to shard by, or None.
+      shuffle: Whether to shuffle the videos.
+      drop_remainder: Whether to drop the last incomplete batch.
+      include_metadata: Whether to add `video` and `frame_indices`.
+      stats: Where skipped videos are counted.
+
+    Returns:
+      The dataset of batches.
     """
     params = catalog.resolve_params(dataset_params)
     num_pipelines, pipeline_id, per_replica = pipeline_shard(input_context, batch_size)
@@ -253,6 +288,14 @@ def epoch_size(dataset_params: Mapping[str, Any], *, split: str = "train", num_r
 
     `num_repeats` x the number of videos, or of identities with `id_sampling`. For a
     TFRecord root with `id_sampling` it is the expected count (pairs per clip are drawn).
+
+    Args:
+      dataset_params: The config's `dataset_params`.
+      split: "train" or "test".
+      num_repeats: Passes over the videos in one epoch.
+
+    Returns:
+      The number of pairs.
     """
     params = catalog.resolve_params(dataset_params)
     root = str(params["root_dir"] or "")
@@ -292,6 +335,15 @@ def iterate_videos(
     """(name, float32 [T, H, W, 3]) of every video of `split`, in name order, in plain Python.
 
     The catalog is built (and errors raised) at the call, not at the first `next`.
+
+    Args:
+      dataset_params: The config's `dataset_params`.
+      split: "train" or "test".
+      input_context: With one, this pipeline's share of the videos (i, i + n, ...).
+      stats: Where skipped videos are counted (default: `dataset_stats(root)`).
+
+    Returns:
+      An iterator of (name, frames) pairs; unreadable videos are skipped.
     """
     params = catalog.resolve_params(dataset_params)
     stats = stats or catalog.dataset_stats(params)
@@ -312,6 +364,15 @@ def make_video_dataset(
     Errors that must stop the run (missing/empty dataset, bad stacked width) are raised here,
     when the dataset is built; unreadable videos are skipped and counted as in training.
     With `input_context`, pipeline i gets videos i, i + n, ... .
+
+    Args:
+      dataset_params: The config's `dataset_params`.
+      split: "train" or "test".
+      input_context: With one, this pipeline's share of the videos.
+      stats: Where skipped videos are counted (default: `dataset_stats(root)`).
+
+    Returns:
+      A dataset of (name string, float32 [T, H, W, 3] frames in [0, 1]).
     """
     params = catalog.resolve_params(dataset_params)
     num_pipelines, pipeline_id, _ = pipeline_shard(input_context, 1)

@@ -54,10 +54,29 @@ _FEATURES = {
 
 
 def is_tfrecord_dataset(root: str) -> bool:
+    """Whether `root` is a TFRecord dataset (holds the converter's manifest).
+
+    Args:
+      root: A dataset root (local or cloud).
+
+    Returns:
+      True if the manifest file exists there.
+    """
     return video_io.exists(video_io.join(str(root), MANIFEST_NAME))
 
 
 def read_manifest(root: str) -> dict[str, Any]:
+    """The manifest of a TFRecord dataset.
+
+    Args:
+      root: The TFRecord dataset root.
+
+    Returns:
+      The manifest's JSON object.
+
+    Raises:
+      DatasetError: The manifest is not of this format and version.
+    """
     path = video_io.join(root, MANIFEST_NAME)
     manifest = json.loads(video_io.read_bytes(path).decode("utf-8"))
     if manifest.get("format") != FORMAT_NAME or manifest.get("version") != FORMAT_VERSION:
@@ -120,6 +139,24 @@ def convert_to_tfrecords(
     Frames are resized to `frame_shape` and stored as PNG (lossless: the reader gives exactly
     the frames the file pipeline gives) or JPEG. Unreadable videos are skipped and listed in
     the manifest. A split the source does not have is left out with a warning.
+
+    Args:
+      dataset_params: The source's `dataset_params` (`root_dir`, `frame_shape`, ...).
+      out_dir: Folder to write the shards and manifest to (local or cloud).
+      splits: Splits to convert.
+      image_format: "png" or "jpeg".
+      jpeg_quality: JPEG quality, 0-100.
+      shard_mb: Approximate size of a shard in MB.
+      seed: Seed of the train videos' order in the records (test keeps catalog order).
+      num_threads: Threads decoding and encoding videos.
+      stats: Where skipped videos are counted (default: `dataset_stats(root)`).
+
+    Returns:
+      The manifest also written to `out_dir`.
+
+    Raises:
+      ValueError: `image_format` is unknown.
+      DatasetError: The source is already a TFRecord dataset, or no split has a usable video.
     """
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
@@ -209,7 +246,15 @@ def _split_info(root: str, split: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def video_names(root: str, split: str) -> list[str]:
-    """Names of the videos of a split of a TFRecord dataset, in record order."""
+    """Names of the videos of a split of a TFRecord dataset, in record order.
+
+    Args:
+      root: The TFRecord dataset root.
+      split: "train" or "test".
+
+    Returns:
+      The names, in record order.
+    """
     return [v["name"] for v in _split_info(str(root).rstrip("/"), split)[1]["videos"]]
 
 
@@ -231,7 +276,14 @@ def _decoder(stored: Sequence[int], size: tuple[int, int]) -> Callable[[tf.Tenso
 
 
 def pair_dataset(request: PairRequest) -> tf.data.Dataset:
-    """The unbatched pairs of `pipeline.make_pair_dataset` for a TFRecord root (same elements)."""
+    """The unbatched pairs of `pipeline.make_pair_dataset` for a TFRecord root (same elements).
+
+    Args:
+      request: The resolved arguments of `make_pair_dataset`.
+
+    Returns:
+      A dataset of unbatched pairs.
+    """
     params, num_repeats, seed_value = request.params, request.num_repeats, request.seed
     num_pipelines, pipeline_id, shuffle = request.num_pipelines, request.pipeline_id, request.shuffle
     root = str(params["root_dir"]).rstrip("/")
@@ -322,7 +374,17 @@ def video_dataset(
     params: Mapping[str, Any], split: str, num_pipelines: int, pipeline_id: int
 ) -> tf.data.Dataset:
     """`pipeline.make_video_dataset` for a TFRecord root: whole videos `(name, float32
-    [T, H, W, 3])` in the converter's order (sorted for test), input pipeline `pipeline_id`'s share."""
+    [T, H, W, 3])` in the converter's order (sorted for test), input pipeline `pipeline_id`'s share.
+
+    Args:
+      params: Resolved `dataset_params` of a TFRecord root.
+      split: "train" or "test".
+      num_pipelines: Input pipelines the videos are sharded over.
+      pipeline_id: This pipeline's index.
+
+    Returns:
+      A dataset of (name, float32 [T, H, W, 3] frames in [0, 1]).
+    """
     root = str(params["root_dir"]).rstrip("/")
     manifest, info = _split_info(root, split)
     files = [video_io.join(root, s) for s in info["shards"]]
