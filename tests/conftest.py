@@ -1,5 +1,6 @@
 """Shared test set-up: quiet TensorFlow, CPU only, and the path of the shared fixtures."""
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,3 +32,36 @@ def export_session(tmp_path_factory) -> str:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent
     return str(base / "export_session")
+
+
+@pytest.fixture
+def parity_config(parity_dir, tmp_path):
+    """Writes the parity checkpoint's model (`full`) as a config YAML; returns a writer.
+
+    The writer takes an optional `num_segments` that replaces the checkpoint's K (for the
+    mismatch checks) and returns the YAML's path.
+    """
+    from coseg_tf import config as config_lib
+
+    def write(num_segments: int | None = None) -> str:
+        params = json.loads((parity_dir / "manifest.json").read_text())["full"]["model_params"]
+        seg = dict(params["segmentation_module_params"])
+        gen = dict(params["reconstruction_module_params"])
+        common = {key: seg.pop(key) for key in ("num_segments", "num_channels", "estimate_affine_part")}
+        for key in ("num_segments", "num_channels"):
+            gen.pop(key)
+        if num_segments is not None:
+            common["num_segments"] = num_segments
+        config = {
+            "dataset_params": {"frame_shape": [256, 256, 3]},
+            "model_params": {
+                "common_params": {**common, "sync_batch_norm": False},
+                "segmentation_module_params": seg,
+                "reconstruction_module_params": gen,
+            },
+        }
+        path = tmp_path / f"parity_k{common['num_segments']}.yaml"
+        config_lib.save_config(config_lib.build_config(config), str(path))
+        return str(path)
+
+    return write

@@ -1,6 +1,5 @@
 """Loading the modules to export: the trainer's .keras and checkpoints, and original checkpoints."""
 
-import json
 import os
 import shutil
 import zipfile
@@ -136,24 +135,9 @@ def test_bare_segmenter_keras_file(run, tmp_path, frame):
     )
 
 
-def test_original_pth_tar_with_config(parity_dir, tmp_path):
+def test_original_pth_tar_with_config(parity_dir, parity_config):
     # The reference parity checkpoint (written by the original PyTorch code) and its golden outputs.
-    params = json.loads((parity_dir / "manifest.json").read_text())["full"]["model_params"]
-    seg_params = dict(params["segmentation_module_params"])
-    gen_params = dict(params["reconstruction_module_params"])
-    common = {key: seg_params.pop(key) for key in ("num_segments", "num_channels", "estimate_affine_part")}
-    for key in ("num_segments", "num_channels"):
-        gen_params.pop(key)
-    config = {
-        "dataset_params": {"frame_shape": [256, 256, 3]},
-        "model_params": {
-            "common_params": {**common, "sync_batch_norm": False},
-            "segmentation_module_params": seg_params,
-            "reconstruction_module_params": gen_params,
-        },
-    }
-    path = tmp_path / "parity.yaml"
-    config_lib.save_config(config_lib.build_config(config), str(path))
+    path = parity_config()
     loaded = model_files.load_model(str(parity_dir / "full.pth.tar"), str(path))
     io = np.load(parity_dir / "full_io.npz")
     got = loaded.segmenter(io["input/target"], training=False)

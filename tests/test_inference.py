@@ -136,24 +136,8 @@ def test_a_config_with_another_k_is_refused_naming_both(run, exported, tmp_path,
         inference.load_segmenter(path, config)
 
 
-def test_original_checkpoint_with_another_k_is_refused_naming_both(parity_dir, tmp_path):
-    params = json.loads((parity_dir / "manifest.json").read_text())["full"]["model_params"]
-    seg = dict(params["segmentation_module_params"])
-    gen = dict(params["reconstruction_module_params"])
-    common = {key: seg.pop(key) for key in ("num_segments", "num_channels", "estimate_affine_part")}
-    for key in ("num_segments", "num_channels"):
-        gen.pop(key)
-    common["num_segments"] = 6  # the checkpoint has 4
-    config = {
-        "dataset_params": {"frame_shape": [256, 256, 3]},
-        "model_params": {
-            "common_params": {**common, "sync_batch_norm": False},
-            "segmentation_module_params": seg,
-            "reconstruction_module_params": gen,
-        },
-    }
-    path = tmp_path / "k6.yaml"
-    config_lib.save_config(config_lib.build_config(config), str(path))
+def test_original_checkpoint_with_another_k_is_refused_naming_both(parity_dir, parity_config):
+    path = parity_config(num_segments=6)  # the checkpoint has 4
     with pytest.raises(
         inference.ModelMismatchError, match=r"checkpoint has K = 4 parts, config .* says K = 6"
     ):
