@@ -150,7 +150,19 @@ def load_predictor(
     kmeans_position_weight: float = 1.0,
     seed: int = 0,
 ) -> Segmenter:
-    """The segmenter for `--model`: any model file of `inference.load_segmenter`, or `kmeans`."""
+    """The segmenter for `--model`: any model file of `inference.load_segmenter`, or `kmeans`.
+
+    Args:
+      model: A model path for `inference.load_segmenter`, or "kmeans".
+      config: The config for a checkpoint without one, or None.
+      kmeans_parts: Clusters K of the k-means baseline.
+      kmeans_work_size: Side in pixels the baseline clusters at.
+      kmeans_position_weight: Weight of pixel position against colour in the baseline.
+      seed: Seed of the baseline's k-means.
+
+    Returns:
+      The segmenter.
+    """
     if model == "kmeans":
         from coseg_tf.baselines import KMeansSegmenter
 
@@ -271,7 +283,21 @@ def evaluate(
     settings: EvalSettings,
     data_format: str = "synthetic",
 ) -> dict[str, Any]:
-    """Every figure the ground truth allows, with the counts behind it; `_shown` holds pictures."""
+    """Every figure the ground truth allows, with the counts behind it; `_shown` holds pictures.
+
+    Args:
+      segmenter: The model (or baseline) to score.
+      splits: The ground truth's splits; "test" is required, "train" fits the landmark regression.
+      settings: Sizes, seed and options of the evaluation.
+      data_format: The ground truth's format (`ground_truth.FORMATS`), which picks the NME normaliser.
+
+    Returns:
+      `splits`, `landmark_regression`, `foreground_iou`, `parts` (each with `available` and a `reason` when
+      not) and `seconds`; keys starting with `_` hold arrays for `write_picture`.
+
+    Raises:
+      SplitOverlapError: An identity is in both the train and test splits.
+    """
     test = ground_truth.limit(splits["test"], settings.max_test_images, settings.seed)
     train = splits.get("train")
     if train is not None:
@@ -380,6 +406,14 @@ def write_picture(results: dict[str, Any], num_segments: int, path: str) -> str 
     Ground-truth parts are coloured by their own ids (a part's colour need not match the
     predicted part's: unsupervised ids are arbitrary). Landmarks: ground truth as green
     dots, the regression's predictions as red crosses.
+
+    Args:
+      results: `evaluate`'s results, with their `_` keys.
+      num_segments: K, for the part colours.
+      path: The PNG to write.
+
+    Returns:
+      `path`, or None when there was nothing to show.
     """
     import cv2
 
@@ -429,7 +463,14 @@ def write_picture(results: dict[str, Any], num_segments: int, path: str) -> str 
 
 
 def public_results(results: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-able part of `evaluate`'s results (without the arrays kept for the picture)."""
+    """The JSON-able part of `evaluate`'s results (without the arrays kept for the picture).
+
+    Args:
+      results: `evaluate`'s results.
+
+    Returns:
+      A new dict without the keys starting with `_`.
+    """
     return {k: v for k, v in results.items() if not k.startswith("_")}
 
 
@@ -444,7 +485,24 @@ def load_splits(
     masks_dir: str | None = None,
     trust_pickles: bool = False,
 ) -> dict[str, ground_truth.EvalSplit]:
-    """The ground truth of `--data_format` as train/test splits."""
+    """The ground truth of `--data_format` as train/test splits.
+
+    Args:
+      data_format: "synthetic", "plain" or "original".
+      data_dir: The ground truth's root.
+      frames_per_video: Synthetic only: frames taken per video.
+      synthetic_layout: Synthetic only: the video folder to read, or None for the first there.
+      train_landmarks: Original only: the train split's landmark pickle.
+      test_landmarks: Original only: the test split's landmark pickle.
+      masks_dir: Original only: folder of foreground masks.
+      trust_pickles: Original only: whether the landmark pickles may be read.
+
+    Returns:
+      {"test": ..., and "train" if present}.
+
+    Raises:
+      ValueError: `data_format` is unknown.
+    """
     if data_format == "synthetic":
         return ground_truth.read_synthetic(
             data_dir, frames_per_video=frames_per_video, layout=synthetic_layout
@@ -554,7 +612,15 @@ def _plain(value: Any) -> Any:
 
 
 def write_json(report: dict[str, Any], path: str) -> str:
-    """Writes `report` as strict JSON (NaN as null)."""
+    """Writes `report` as strict JSON (NaN as null).
+
+    Args:
+      report: The results (numpy values are converted).
+      path: The local file to write.
+
+    Returns:
+      `path`.
+    """
     with open(path, "w") as f:
         json.dump(_plain(report), f, indent=1, allow_nan=False)
     return path

@@ -19,6 +19,14 @@ def segment_motions(seg_target: dict[str, tf.Tensor], seg_source: dict[str, tf.T
     """Eq. (2) for every part at every target location, background (identity) first.
 
     F^k(z) = p_S^k + A_S^k (A_T^k)^-1 (z - p_T^k); returns [B, K+1, h, w, 2].
+
+    Args:
+      seg_target: Segmenter outputs on X_T: `segmentation` [B, h, w, K+1], `shift` [B, K, 2], `affine`
+        [B, K, 2, 2].
+      seg_source: Segmenter outputs on X_S: `shift` and `affine`.
+
+    Returns:
+      [B, K+1, h, w, 2] source positions (x, y) in [-1, 1] for every part.
     """
     height, width = seg_target["segmentation"].shape[1], seg_target["segmentation"].shape[2]
     grid = geometry.make_coordinate_grid(height, width)
@@ -34,6 +42,13 @@ def deformation_field(segmentation: tf.Tensor, motions: tf.Tensor) -> tf.Tensor:
     """Eq. (3): the flow as the target segmentation's soft assignment of part motions.
 
     segmentation [B, h, w, K+1], motions [B, K+1, h, w, 2] -> [B, h, w, 2].
+
+    Args:
+      segmentation: [B, h, w, K+1] target segmentation Y_T.
+      motions: [B, K+1, h, w, 2] part motions (`segment_motions`).
+
+    Returns:
+      float32 [B, h, w, 2] flow F: source positions (x, y) in [-1, 1].
     """
     return tf.einsum("bhwk,bkhwc->bhwc", tf.cast(segmentation, tf.float32), motions)
 
@@ -44,6 +59,14 @@ def background_visibility(seg_source: tf.Tensor, seg_target: tf.Tensor, stop_gra
     The gradient through the target background is stopped (Sec. 3.2): otherwise the target
     segmentation could leak the target frame to the generator. `stop_gradient=False` is the
     paper's `v_backprop` ablation.
+
+    Args:
+      seg_source: [B, h, w, K+1] source segmentation Y_S.
+      seg_target: [B, h, w, K+1] target segmentation Y_T.
+      stop_gradient: Whether to stop the gradient through Y_T^bg.
+
+    Returns:
+      [B, h, w, 1] visibility V in [0, 1].
     """
     foreground_source = tf.reduce_sum(seg_source[..., 1:], axis=-1, keepdims=True)
     background_target = 1.0 - tf.reduce_sum(seg_target[..., 1:], axis=-1, keepdims=True)
@@ -112,14 +135,30 @@ class ReconstructionModule(keras.Model):
         self.naive_fuse = None if use_motion else conv2d(width(num_down_blocks), 1, name="naive_fuse")
 
     def encode(self, source: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        """Source features at the bottleneck's resolution (before the deformation layer)."""
+        """Source features at the bottleneck's resolution (before the deformation layer).
+
+        Args:
+          source: [B, H, W, 3] source frames in [0, 1].
+          training: Keras' training flag (batch normalisation).
+
+        Returns:
+          [B, H / 2^n, W / 2^n, C] features, n the number of down blocks.
+        """
         out = self.first(source, training=training)
         for block in self.down_blocks:
             out = block(out, training=training)
         return out
 
     def decode(self, features: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        """Bottleneck and decoder: features at the deformation layer's output to an image."""
+        """Bottleneck and decoder: features at the deformation layer's output to an image.
+
+        Args:
+          features: Deformed features at the bottleneck's resolution.
+          training: Keras' training flag (batch normalisation).
+
+        Returns:
+          [B, H, W, 3] images in [0, 1].
+        """
         out = features
         for block in self.bottleneck:
             out = block(out, training=training)
@@ -134,7 +173,18 @@ class ReconstructionModule(keras.Model):
         seg_source: dict[str, tf.Tensor],
         seg_target: dict[str, tf.Tensor],
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """The deformation layer, Eq. (5): xi' = V * W(xi, F)."""
+        """The deformation layer, Eq. (5): xi' = V * W(xi, F).
+
+        Args:
+          features: [B, h', w', C] source features (`encode`).
+          source: [B, H, W, 3] source frames, warped whole for `deformed`.
+          seg_source: Segmenter outputs on the source: `segmentation`, `shift`, `affine`.
+          seg_target: Segmenter outputs on the target, same keys.
+
+        Returns:
+          (deformed features [B, h', w', C], {"segment_motions", "deformation", "deformed" [B, H, W, 3] and,
+          with visibility, "visibility"}).
+        """
         height, width = features.shape[1], features.shape[2]
         motions = segment_motions(seg_target, seg_source)
         deformation = deformation_field(seg_target["segmentation"], motions)

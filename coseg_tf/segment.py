@@ -103,7 +103,19 @@ def output_stem(path: str) -> str:
 
 
 def collect_inputs(paths: list[str], folders_as_videos: bool = False) -> list[Item]:
-    """The images and videos named by --input; a folder gives its images (natural order)."""
+    """The images and videos named by --input; a folder gives its images (natural order).
+
+    Args:
+      paths: The `--input` paths: images, videos or folders.
+      folders_as_videos: Whether a folder is one video of frames rather than separate images.
+
+    Returns:
+      One item per image or video, with its output name.
+
+    Raises:
+      InputFileError: A path does not exist, a folder has no images, a file is neither image nor video, or two
+        inputs would get the same output name.
+    """
     from coseg_tf.data import video_io
 
     items: list[Item] = []
@@ -139,7 +151,17 @@ def collect_inputs(paths: list[str], folders_as_videos: bool = False) -> list[It
 
 
 def read_image(path: str) -> np.ndarray:
-    """An image file as uint8 RGB; a clear error naming the file if it cannot be decoded."""
+    """An image file as uint8 RGB; a clear error naming the file if it cannot be decoded.
+
+    Args:
+      path: The image file (local or cloud).
+
+    Returns:
+      [H, W, 3] uint8 RGB image.
+
+    Raises:
+      InputFileError: The file cannot be read or decoded.
+    """
     from coseg_tf.data import video_io
 
     try:
@@ -150,7 +172,17 @@ def read_image(path: str) -> np.ndarray:
 
 
 def read_frames(path: str) -> np.ndarray:
-    """A whole video (any layout `video_io.read_video` reads) as uint8 RGB [T, H, W, 3]."""
+    """A whole video (any layout `video_io.read_video` reads) as uint8 RGB [T, H, W, 3].
+
+    Args:
+      path: A video file, stacked image or frame folder.
+
+    Returns:
+      [T, H, W, 3] uint8 RGB frames at their stored size.
+
+    Raises:
+      InputFileError: The video cannot be read or has no frames.
+    """
     from coseg_tf.data import video_io
 
     try:
@@ -178,7 +210,17 @@ def _pictures(image: np.ndarray, result, index: int, options: Options) -> tuple[
 
 
 def segment_image(segmenter, item: Item, output_dir: str, options: Options) -> list[str]:
-    """Segments one image file and writes its outputs; returns their paths."""
+    """Segments one image file and writes its outputs; returns their paths.
+
+    Args:
+      segmenter: The `inference.Segmenter` to run.
+      item: The image.
+      output_dir: Folder to write into.
+      options: What to write (labels PNG, overlay PNG, soft maps `.npy`).
+
+    Returns:
+      The written paths.
+    """
     from coseg_tf import visualize
 
     image = read_image(item.path)
@@ -204,7 +246,18 @@ def _chunks(count: int, size: int) -> Iterator[slice]:
 def segment_video(
     segmenter, item: Item, output_dir: str, options: Options, batch_size: int = 16
 ) -> list[str]:
-    """Segments every frame of a video; overlay videos at the input's frame rate."""
+    """Segments every frame of a video; overlay videos at the input's frame rate.
+
+    Args:
+      segmenter: The `inference.Segmenter` to run.
+      item: The video.
+      output_dir: Folder to write into.
+      options: What to write (per-frame label PNGs, overlay videos, soft maps `.npy`).
+      batch_size: Frames per `segment` call.
+
+    Returns:
+      The written paths (the label folder counts as one).
+    """
     from tqdm import tqdm
 
     from coseg_tf import visualize
@@ -244,7 +297,18 @@ def segment_video(
 def segment_all(
     segmenter, items: list[Item], output_dir: str, options: Options, batch_size: int = 16
 ) -> list[str]:
-    """Every item's outputs, plus the legend; returns the written paths."""
+    """Every item's outputs, plus the legend; returns the written paths.
+
+    Args:
+      segmenter: The `inference.Segmenter` to run.
+      items: Images and videos (`collect_inputs`).
+      output_dir: Folder to write into (created if needed).
+      options: What to write.
+      batch_size: Frames per `segment` call for videos.
+
+    Returns:
+      The written paths.
+    """
     from coseg_tf import visualize
 
     os.makedirs(output_dir, exist_ok=True)

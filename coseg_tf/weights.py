@@ -44,6 +44,11 @@ class ImportReport:
     missing: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
+        """One line for the log: how many arrays were loaded, ignored and left at initialisation.
+
+        Returns:
+          The summary.
+        """
         text = f"loaded {len(self.loaded)} arrays"
         if self.ignored:
             text += f"; ignored {len(self.ignored)} with no counterpart ({', '.join(self.ignored[:5])}...)"
@@ -124,7 +129,16 @@ def state_dict_variables(
 
 
 def to_torch_layout(value: Any, is_kernel: bool) -> np.ndarray:
-    """A Keras-layout array (a variable's value or its gradient) in PyTorch's layout."""
+    """A Keras-layout array (a variable's value or its gradient) in PyTorch's layout.
+
+    Args:
+      value: The array.
+      is_kernel: Whether it is a conv kernel ([kh, kw, in, out] -> [out, in, kh, kw]); other arrays keep
+        their layout.
+
+    Returns:
+      The array in PyTorch's layout.
+    """
     value = np.asarray(value)
     return np.transpose(value, _KERNEL_TO_TORCH) if is_kernel else value
 
@@ -145,7 +159,20 @@ def assign_state_dict(
     fomm: bool = False,
     report: ImportReport | None = None,
 ) -> ImportReport:
-    """Copies a PyTorch state dict onto a built module; returns what was loaded and what not."""
+    """Copies a PyTorch state dict onto a built module; returns what was loaded and what not.
+
+    Args:
+      module: The built Keras module (segmenter or generator).
+      state_dict: PyTorch-layout arrays by state-dict key.
+      fomm: Whether the keys are FOMM's (kp_detector/generator) rather than the paper's.
+      report: A report to add to (e.g. the segmenter's, when loading the generator), or None for a new one.
+
+    Returns:
+      The report: loaded keys, ignored keys and variables left at initialisation.
+
+    Raises:
+      WeightImportError: The module is not built, or an array does not fit its variable's shape.
+    """
     if not module.built:
         raise WeightImportError(f"{module.name} must be built (called once) before importing weights")
     report = report or ImportReport()
@@ -192,7 +219,18 @@ def _check_antialias_kernel(module: keras.Model, value: np.ndarray, key: str) ->
 
 
 def split_checkpoint(checkpoint: dict[str, Any], path: str) -> tuple[dict, dict, bool]:
-    """(segmenter state dict, generator state dict, is_fomm) of an original checkpoint object."""
+    """(segmenter state dict, generator state dict, is_fomm) of an original checkpoint object.
+
+    Args:
+      checkpoint: The checkpoint's top-level mapping.
+      path: The checkpoint's path, for the message.
+
+    Returns:
+      (segmenter state dict, generator state dict, True if FOMM's layout).
+
+    Raises:
+      WeightImportError: The checkpoint has neither layout.
+    """
     if "segmentation_module" in checkpoint and "reconstruction_module" in checkpoint:
         return checkpoint["segmentation_module"], checkpoint["reconstruction_module"], False
     if "kp_detector" in checkpoint and "generator" in checkpoint:
@@ -208,6 +246,12 @@ def read_original_checkpoint(path: str) -> dict[str, Any]:
     """Reads an original checkpoint: a `.pth.tar`/`.pth` (without PyTorch) or an `.npz`.
 
     An `.npz` holds `<module>/<state-dict key>` arrays, module being one of the layouts' names.
+
+    Args:
+      path: The checkpoint file.
+
+    Returns:
+      The checkpoint's top-level mapping (an `.npz` nested by module).
     """
     from coseg_tf.pth_reader import read_state_file
 
@@ -222,7 +266,16 @@ def read_original_checkpoint(path: str) -> dict[str, Any]:
 
 
 def load_original_weights(segmenter: keras.Model, generator: keras.Model | None, path: str) -> ImportReport:
-    """Loads an original checkpoint into built modules; the generator may be None (inference)."""
+    """Loads an original checkpoint into built modules; the generator may be None (inference).
+
+    Args:
+      segmenter: The built segmenter.
+      generator: The built generator, or None.
+      path: The original checkpoint (`.pth.tar`, `.pth` or `.npz`).
+
+    Returns:
+      What was loaded, ignored and left at initialisation.
+    """
     seg_state, gen_state, fomm = split_checkpoint(read_original_checkpoint(path), path)
     report = assign_state_dict(segmenter, seg_state, fomm=fomm)
     if generator is not None:
