@@ -43,6 +43,14 @@ def foreground_probability(segmentation: np.ndarray, size: tuple[int, int] | Non
     return foreground[0] if single else foreground
 
 
+def _boolean_masks(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    predicted = np.asarray(predicted, bool)
+    truth = np.asarray(truth, bool)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"mask shapes differ: {predicted.shape} vs {truth.shape}")
+    return predicted, truth
+
+
 def iou(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per-image IoU of boolean masks [N, H, W] (or [H, W]); 1 where both are empty.
 
@@ -56,10 +64,7 @@ def iou(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Raises:
       ValueError: The two shapes differ.
     """
-    predicted = np.asarray(predicted, bool)
-    truth = np.asarray(truth, bool)
-    if predicted.shape != truth.shape:
-        raise ValueError(f"mask shapes differ: {predicted.shape} vs {truth.shape}")
+    predicted, truth = _boolean_masks(predicted, truth)
     axes = (-2, -1)
     intersection = np.logical_and(predicted, truth).sum(axis=axes)
     union = np.logical_or(predicted, truth).sum(axis=axes)
@@ -107,10 +112,7 @@ def foreground_counts(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    predicted = np.asarray(predicted, bool)
-    truth = np.asarray(truth, bool)
-    if predicted.shape != truth.shape:
-        raise ValueError(f"mask shapes differ: {predicted.shape} vs {truth.shape}")
+    predicted, truth = _boolean_masks(predicted, truth)
     kernel = np.ones((3, 3), np.uint8)
     near = np.stack(
         [cv2.dilate(t.astype(np.uint8), kernel) > 0 for t in truth.reshape((-1,) + truth.shape[-2:])]
