@@ -33,6 +33,18 @@ def kmeans(
     """Lloyd's k-means from a k-means++ start: (centres [k, D], assignment [P]).
 
     An emptied cluster is moved to the point farthest from its centre, so k clusters remain.
+
+    Args:
+      points: [P, D] points.
+      k: Number of clusters.
+      iterations: Most Lloyd iterations (stops early when the assignment no longer changes).
+      seed: Seed of the k-means++ start.
+
+    Returns:
+      (float64 centres [k, D], int64 assignment [P]).
+
+    Raises:
+      ValueError: There are fewer points than clusters.
     """
     points = np.asarray(points, np.float64)
     rng = np.random.default_rng(seed)
@@ -74,7 +86,20 @@ def kmeans_parts(
     iterations: int = 20,
     seed: int = 0,
 ) -> np.ndarray:
-    """Part labels [work_size, work_size] of one RGB image (float in [0, 1]); 0 = background."""
+    """Part labels [work_size, work_size] of one RGB image (float in [0, 1]); 0 = background.
+
+    Args:
+      image: [H, W, 3] RGB image, float in [0, 1].
+      num_parts: K; K + 1 clusters are made.
+      work_size: Side in pixels the image is resized to before clustering.
+      position_weight: Weight of the (x, y) / work_size features against CIELAB / 100.
+      iterations: Most k-means iterations.
+      seed: Seed of the k-means start.
+
+    Returns:
+      int64 [work_size, work_size] labels: 0 the cluster most frequent on the border, 1..K the others
+      from top to bottom.
+    """
     small = cv2.resize(np.asarray(image, np.float32), (work_size, work_size), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(np.clip(small, 0.0, 1.0), cv2.COLOR_RGB2Lab) / 100.0
     ys, xs = np.mgrid[0:work_size, 0:work_size].astype(np.float64) / work_size
@@ -128,6 +153,11 @@ class KMeansSegmenter(Segmenter):
         return maps, shift.astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
+        """What a report records about the baseline: its kind, K, features and seed.
+
+        Returns:
+          The description dict.
+        """
         return {
             "kind": self.kind,
             "num_segments": self.num_segments,
@@ -198,6 +228,11 @@ class LabelPriorSegmenter(Segmenter):
         return maps.copy(), np.repeat(shift, len(frames), 0).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
+        """What a report records about the baseline: its kind, K, map size and source.
+
+        Returns:
+          The description dict.
+        """
         return {
             "kind": self.kind,
             "num_segments": self.num_segments,

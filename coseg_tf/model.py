@@ -105,7 +105,14 @@ class CosegModel(keras.Model):
 
 
 def build_segmenter(config: dict[str, Any]) -> SegmentationModule:
-    """The segmenter of a config, built for its frame size (ready for weight import)."""
+    """The segmenter of a config, built for its frame size (ready for weight import).
+
+    Args:
+      config: A complete config.
+
+    Returns:
+      The built `SegmentationModule`.
+    """
     segmenter = SegmentationModule(**config_lib.segmenter_kwargs(config), name="segmentation_module")
     height, width, channels = config["dataset_params"]["frame_shape"]
     segmenter(tf.zeros((1, height, width, channels)), training=False)
@@ -113,7 +120,14 @@ def build_segmenter(config: dict[str, Any]) -> SegmentationModule:
 
 
 def build_modules(config: dict[str, Any]) -> tuple[SegmentationModule, ReconstructionModule]:
-    """The segmenter and generator of a config, built for its frame size (ready for weights)."""
+    """The segmenter and generator of a config, built for its frame size (ready for weights).
+
+    Args:
+      config: A complete config.
+
+    Returns:
+      (segmenter, generator), both built.
+    """
     segmenter = build_segmenter(config)
     generator = ReconstructionModule(**config_lib.generator_kwargs(config), name="reconstruction_module")
     height, width, channels = config["dataset_params"]["frame_shape"]
@@ -124,7 +138,15 @@ def build_modules(config: dict[str, Any]) -> tuple[SegmentationModule, Reconstru
 
 
 def build_model(config: dict[str, Any], *, seed: int | None = None) -> CosegModel:
-    """The training model of a config: modules built for its frame size, losses as configured."""
+    """The training model of a config: modules built for its frame size, losses as configured.
+
+    Args:
+      config: A complete config.
+      seed: Seed of the equivariance warps, or None.
+
+    Returns:
+      The `CosegModel` (the perceptual loss left out when all its weights are 0).
+    """
     train = config["train_params"]
     segmenter, generator = build_modules(config)
     perceptual = None

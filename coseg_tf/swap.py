@@ -84,7 +84,17 @@ def _define_flags() -> None:
 
 
 def parse_parts(values: list[str]) -> list[int]:
-    """`--parts` as integers (range checked against the model later, when K is known)."""
+    """`--parts` as integers (range checked against the model later, when K is known).
+
+    Args:
+      values: The `--parts` list's strings; blank ones are ignored.
+
+    Returns:
+      The part ids.
+
+    Raises:
+      app.UsageError: A value is not an integer, or there is none.
+    """
     try:
         parts = [int(v) for v in values if v.strip()]
     except ValueError:
@@ -97,7 +107,18 @@ def parse_parts(values: list[str]) -> list[int]:
 
 
 def read_source(path: str, frame: int = 0) -> np.ndarray:
-    """The source image (uint8 RGB): an image file, or one frame of a video."""
+    """The source image (uint8 RGB): an image file, or one frame of a video.
+
+    Args:
+      path: An image file, or a video (any layout).
+      frame: The video frame to take.
+
+    Returns:
+      [H, W, 3] uint8 RGB image.
+
+    Raises:
+      InputFileError: `path` does not exist or the video has no frame `frame`.
+    """
     from coseg_tf.data import video_io
 
     if not video_io.exists(path):
@@ -111,7 +132,17 @@ def read_source(path: str, frame: int = 0) -> np.ndarray:
 
 
 def read_target(path: str) -> np.ndarray:
-    """The target video as uint8 RGB [T, H, W, 3] (any layout `video_io.read_video` reads)."""
+    """The target video as uint8 RGB [T, H, W, 3] (any layout `video_io.read_video` reads).
+
+    Args:
+      path: The target video (any layout).
+
+    Returns:
+      [T, H, W, 3] uint8 RGB frames.
+
+    Raises:
+      InputFileError: `path` does not exist.
+    """
     from coseg_tf.data import video_io
 
     if not video_io.exists(path):

@@ -38,6 +38,15 @@ def pipeline_pairs(
     """[count, 2, H, W, 3] float32 pairs from the data pipeline, or None without a dataset.
 
     Falls back from `split` to "train" when the dataset has no such split.
+
+    Args:
+      config: The model's config (`dataset_params.root_dir`, ...); augmentation is turned off.
+      count: Number of pairs.
+      split: The split to read first.
+      seed: Seed of the pipeline's draws.
+
+    Returns:
+      float32 [count, 2, H, W, 3] in [0, 1], or None when there is no dataset or no usable split.
     """
     params = config["dataset_params"]
     root = params.get("root_dir")
@@ -73,7 +82,16 @@ def _decode_file(path: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def file_pairs(patterns: Sequence[str], size: tuple[int, int], count: int) -> np.ndarray | None:
-    """[count, 2, H, W, 3] pairs of consecutive image files (sorted, cycled), or None."""
+    """[count, 2, H, W, 3] pairs of consecutive image files (sorted, cycled), or None.
+
+    Args:
+      patterns: Glob patterns of image files (local or cloud).
+      size: (H, W) to resize the images to.
+      count: Number of pairs.
+
+    Returns:
+      float32 [count, 2, H, W, 3] in [0, 1], or None when no file matches.
+    """
     paths = sorted({p for pattern in patterns for p in tf.io.gfile.glob(pattern)})
     if not paths:
         return None
@@ -83,7 +101,16 @@ def file_pairs(patterns: Sequence[str], size: tuple[int, int], count: int) -> np
 
 
 def random_pairs(size: tuple[int, int], count: int, seed: int = 0) -> np.ndarray:
-    """Smooth random frames: for timing and for float checks of untrained models only."""
+    """Smooth random frames: for timing and for float checks of untrained models only.
+
+    Args:
+      size: (H, W) of the frames.
+      count: Number of pairs.
+      seed: Seed of the draw.
+
+    Returns:
+      float32 [count, 2, H, W, 3] in [0, 1].
+    """
     rng = np.random.default_rng(seed)
     coarse = rng.random((count * 2, 8, 8, 3)).astype(np.float32)
     frames = tf.image.resize(coarse, size, method="bicubic").numpy().clip(0.0, 1.0)
@@ -99,7 +126,22 @@ def sample_pairs(
     allow_random: bool = False,
     seed: int = 0,
 ) -> tuple[np.ndarray, str]:
-    """Pairs at the config's frame size and where they came from (pipeline, files or random)."""
+    """Pairs at the config's frame size and where they came from (pipeline, files or random).
+
+    Args:
+      config: The model's config (its `dataset_params.frame_shape` gives the size).
+      count: Number of pairs.
+      split: The data pipeline's split to read first.
+      image_patterns: Glob patterns of image files, used first when given.
+      allow_random: Whether to fall back to `random_pairs`.
+      seed: Seed of the draws.
+
+    Returns:
+      (float32 [count, 2, H, W, 3] in [0, 1], "image files", "data pipeline" or "random images").
+
+    Raises:
+      NoSamplesError: Neither files nor the pipeline gave pairs and `allow_random` is False.
+    """
     size = tuple(int(d) for d in config["dataset_params"]["frame_shape"][:2])
     pairs = file_pairs(image_patterns, size, count) if image_patterns else None
     if pairs is not None:
@@ -115,7 +157,15 @@ def sample_pairs(
 
 
 def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """[N, h, w, 3] float frames to `size` (anti-aliased bilinear); unchanged when already there."""
+    """[N, h, w, 3] float frames to `size` (anti-aliased bilinear); unchanged when already there.
+
+    Args:
+      frames: float [N, h, w, 3] in [0, 1].
+      size: (H, W) to resize to.
+
+    Returns:
+      float32 [N, H, W, 3] clipped to [0, 1] (`frames` itself when already that size).
+    """
     if tuple(frames.shape[1:3]) == tuple(size):
         return frames
     out = tf.image.resize(frames, size, method="bilinear", antialias=True)

@@ -156,6 +156,11 @@ class ServingModule(tf.Module):
         self.model_variables = list(seen.values())
 
     def signatures(self) -> dict[str, Any]:
+        """The signatures to export: the three segmentation ones and, with a generator, `part_swap`.
+
+        Returns:
+          {signature name: tf.function}.
+        """
         out = {
             "serving_default": self.serving_default,
             "serve_uint8": self.serve_uint8,
@@ -264,7 +269,14 @@ class ServingModule(tf.Module):
 
 
 def next_version(model_base: str) -> int:
-    """One more than the largest numeric version folder (TF Serving serves the largest)."""
+    """One more than the largest numeric version folder (TF Serving serves the largest).
+
+    Args:
+      model_base: The model's folder `<base_dir>/<model_name>` (local or cloud).
+
+    Returns:
+      The next version number; 1 when the folder does not exist or has no version.
+    """
     if not tf.io.gfile.isdir(model_base):
         return 1
     versions = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_base) if re.fullmatch(r"\d+/?", n)]
@@ -285,6 +297,22 @@ def export_saved_model(
 
     The version folder is written under a temporary name and renamed at the end, so a TF
     Serving instance watching the base never loads a half-written version.
+
+    Args:
+      model: The model to export.
+      base_dir: The TF Serving base folder.
+      model_name: The model's folder name under `base_dir`.
+      version: The version number, or None for `next_version`.
+      part_swap: Whether to export the `part_swap` signature.
+      resize_to_input: Whether outputs are resized back to the input size.
+      overwrite: Whether to replace an existing version folder.
+
+    Returns:
+      The version folder's path.
+
+    Raises:
+      ValueError: `version` is negative.
+      FileExistsError: The version folder exists and `overwrite` is False.
     """
     model_base = os.path.join(base_dir, model_name)
     version = next_version(model_base) if version is None else int(version)

@@ -40,6 +40,14 @@ def _factor_range(amount: float) -> tuple[float, float]:
 
 
 def has_augmentation(aug_params: Mapping[str, Any]) -> bool:
+    """Whether `aug_params` enables any flip or colour jitter.
+
+    Args:
+      aug_params: The config's `augmentation_params` (`flip_param`, `jitter_param`).
+
+    Returns:
+      True if a flip is on or a jitter amount is above 0.
+    """
     flips = aug_params.get("flip_param", {})
     jitter = aug_params.get("jitter_param", {})
     return any(bool(v) for v in flips.values()) or any(float(v) > 0 for v in jitter.values())
@@ -51,6 +59,14 @@ def augment_pair(
     """Augments float32 [2, H, W, 3] frames in [0, 1] (source, target) with one draw.
 
     Returns the frames and whether source and target were swapped (time flip).
+
+    Args:
+      frames: float32 [2, H, W, 3] (source, target) in [0, 1].
+      seed: The pair's stateless seed, int [2].
+      aug_params: The config's `augmentation_params`.
+
+    Returns:
+      (augmented float32 [2, H, W, 3] frames in [0, 1], bool scalar: time-flipped).
     """
     flips = aug_params.get("flip_param", {})
     jitter = aug_params.get("jitter_param", {})
@@ -77,6 +93,13 @@ def jitter_ops(seed: tf.Tensor, jitter: Mapping[str, Any]) -> list[Callable[[tf.
     """The enabled colour-jitter ops (brightness, contrast, saturation, hue order), factors drawn.
 
     Each maps float32 [2, H, W, 3] frames in [0, 1] to jittered frames, clipped to [0, 1].
+
+    Args:
+      seed: The pair's stateless seed, int [2].
+      jitter: The config's `jitter_param` (`brightness`, `contrast`, `saturation`, `hue`; 0 disables).
+
+    Returns:
+      The ops, one per enabled jitter.
     """
     ops: list[Callable[[tf.Tensor], tf.Tensor]] = []
     brightness = float(jitter.get("brightness", 0.0))
@@ -107,7 +130,15 @@ def jitter_ops(seed: tf.Tensor, jitter: Mapping[str, Any]) -> list[Callable[[tf.
 
 
 def jitter_order(seed: tf.Tensor, num_ops: int) -> tf.Tensor:
-    """A random permutation of range(num_ops) for this pair: the order the jitter ops run in."""
+    """A random permutation of range(num_ops) for this pair: the order the jitter ops run in.
+
+    Args:
+      seed: The pair's stateless seed, int [2].
+      num_ops: Number of jitter ops.
+
+    Returns:
+      int32 [num_ops] permutation.
+    """
     return tf.argsort(tf.random.stateless_uniform([num_ops], _stream_seed(seed, _JITTER_ORDER)))
 
 
@@ -122,6 +153,16 @@ def finish_pair(
 
     With `name`, adds the metadata keys `video` and `frame_indices` (source first, so they
     follow a time flip).
+
+    Args:
+      frames_u8: uint8 [2, H, W, 3] (source, target).
+      seed: The pair's stateless seed, int [2].
+      aug_params: The config's `augmentation_params`.
+      name: The video's name, or None for no metadata.
+      indices: The pair's frame indices [2] (read only with `name`).
+
+    Returns:
+      {"source", "target"} float32 [H, W, 3] in [0, 1], plus `video` and `frame_indices` with `name`.
     """
     frames = tf.cast(frames_u8, tf.float32) * (1.0 / 255.0)
     swapped = tf.constant(False)

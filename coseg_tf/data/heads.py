@@ -162,16 +162,41 @@ class Frame:
     down: np.ndarray
 
     def to_image(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Frame coordinates (u, v), each broadcasting to [T, N] ([N]: the same in every frame)."""
+        """Frame coordinates (u, v), each broadcasting to [T, N] ([N]: the same in every frame).
+
+        Args:
+          u: Coordinates along `right`, broadcasting with `v` to [T, N] or [N].
+          v: Coordinates along `down`.
+
+        Returns:
+          float64 [T, N, 2] image points (x, y).
+        """
         u, v = np.broadcast_arrays(np.asarray(u, np.float64), np.asarray(v, np.float64))
         return self.origin[:, None] + u[..., None] * self.right[:, None] + v[..., None] * self.down[:, None]
 
     def point(self, u: np.ndarray | float, v: np.ndarray | float) -> np.ndarray:
-        """One point per frame: (u, v), each a scalar or [T], -> image points [T, 2]."""
+        """One point per frame: (u, v), each a scalar or [T], -> image points [T, 2].
+
+        Args:
+          u: Coordinate along `right`: a scalar or [T].
+          v: Coordinate along `down`: a scalar or [T].
+
+        Returns:
+          float64 [T, 2] image points (x, y).
+        """
         return self.to_image(np.reshape(u, (-1, 1)), np.reshape(v, (-1, 1)))[:, 0]
 
     def from_image(self, t: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels (x, y) of frames t -> their frame coordinates (u, v)."""
+        """Pixels (x, y) of frames t -> their frame coordinates (u, v).
+
+        Args:
+          t: Frame indices.
+          x: Pixel x, broadcasting with `t`.
+          y: Pixel y, broadcasting with `t`.
+
+        Returns:
+          (u, v) frame coordinates.
+        """
         dx, dy = x - self.origin[t, 0], y - self.origin[t, 1]
         return dx * self.right[t, 0] + dy * self.right[t, 1], dx * self.down[t, 0] + dy * self.down[t, 1]
 
