@@ -21,7 +21,17 @@ TORCH_CONV_INIT = {
 
 
 def conv2d(filters: int, kernel_size: int, name: str, **kwargs: Any) -> keras.layers.Conv2D:
-    """A stride-1 conv with zero 'same' padding, as the original's odd kernels with k//2 padding."""
+    """A stride-1 conv with zero 'same' padding, as the original's odd kernels with k//2 padding.
+
+    Args:
+      filters: Output channels.
+      kernel_size: Side of the square kernel (odd).
+      name: The layer's name.
+      **kwargs: Other `keras.layers.Conv2D` arguments; the kernel initialiser defaults to PyTorch's.
+
+    Returns:
+      The `Conv2D` layer.
+    """
     kwargs.setdefault("kernel_initializer", keras.initializers.get(TORCH_CONV_INIT))
     return keras.layers.Conv2D(filters, kernel_size, padding="same", name=name, **kwargs)
 
@@ -72,7 +82,15 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
 
 
 def batch_norm(sync: bool, name: str) -> TorchBatchNorm:
-    """Batch norm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5) and updates."""
+    """Batch norm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5) and updates.
+
+    Args:
+      sync: Whether batch statistics are computed over all replicas.
+      name: The layer's name.
+
+    Returns:
+      The `TorchBatchNorm` layer.
+    """
     return TorchBatchNorm(
         momentum=TORCH_BATCH_NORM_MOMENTUM, epsilon=TORCH_BATCH_NORM_EPSILON, synchronized=sync, name=name
     )

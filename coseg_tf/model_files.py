@@ -53,11 +53,13 @@ class LoadedModel:
 
     @property
     def frame_size(self) -> tuple[int, int]:
+        """The config's frame size (height, width): the input size the model was built for."""
         shape = self.config["dataset_params"]["frame_shape"]
         return int(shape[0]), int(shape[1])
 
     @property
     def num_segments(self) -> int:
+        """K, the number of parts the segmenter predicts (background not counted)."""
         return int(self.segmenter.num_segments)
 
 

@@ -23,6 +23,13 @@ class TorchAdam(keras.optimizers.Adam):
             raise ValueError("TorchAdam does not implement amsgrad")
 
     def update_step(self, gradient: tf.Tensor, variable: keras.Variable, learning_rate: tf.Tensor) -> None:
+        """One Adam update of `variable`, epsilon added after the bias-corrected sqrt(v) as in PyTorch.
+
+        Args:
+          gradient: The variable's gradient.
+          variable: The variable to update.
+          learning_rate: The step's learning rate.
+        """
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
         gradient = tf.cast(gradient, dtype)

@@ -303,6 +303,17 @@ def read_dataframe_pickle(path: str, *, trust: bool = False) -> dict[str, list[A
 
     `trust` must be True: a pickle is code, and reading one is a decision of the user
     (`--trust_pickles`). Cells are Python scalars, strings or numpy arrays.
+
+    Args:
+      path: The pickle file (local or a `tf.io.gfile` URL).
+      trust: Whether the user allowed reading pickles (`--trust_pickles`).
+
+    Returns:
+      {column name: list of cells}.
+
+    Raises:
+      UnsafePickleError: `trust` is False, or the pickle names a type outside the allow-list.
+      PickleTableError: The file is not a readable DataFrame pickle.
     """
     if not trust:
         raise UnsafePickleError(
@@ -336,7 +347,19 @@ def read_dataframe_pickle(path: str, *, trust: bool = False) -> dict[str, list[A
 
 
 def landmark_table(columns: dict[str, list[Any]], path: str = "table") -> dict[str, np.ndarray]:
-    """The original evaluation's table: `file_name` -> float64 [J, 2] landmarks (-1 = missing)."""
+    """The original evaluation's table: `file_name` -> float64 [J, 2] landmarks (-1 = missing).
+
+    Args:
+      columns: The DataFrame's columns (`read_dataframe_pickle`), with `file_name` and `value`.
+      path: Name of the table's file, for messages.
+
+    Returns:
+      {file name: float64 [J, 2] landmarks}, J the same for every row.
+
+    Raises:
+      PickleTableError: A column is missing, a row's landmarks are not a finite [J, 2] array, or rows differ
+        in J.
+    """
     for needed in ("file_name", "value"):
         if needed not in columns:
             raise PickleTableError(f"{path}: no {needed!r} column (columns: {sorted(columns)})")

@@ -466,6 +466,16 @@ def read_torch_checkpoint(path: str) -> Any:
     `tf.io.gfile`, so `gs://` paths work. Raises `UnsafeCheckpointError` if the pickle names any
     global besides tensor/storage rebuilders and `OrderedDict`, `ValueError` if the file is
     malformed, `FileNotFoundError` if it does not exist (`OSError` if it cannot be read).
+
+    Args:
+      path: The checkpoint file (local or a `tf.io.gfile` URL).
+
+    Returns:
+      The checkpoint's object, tensors as numpy arrays.
+
+    Raises:
+      FileNotFoundError: There is no file at `path`.
+      OSError: The file cannot be read.
     """
     import tensorflow as tf  # lazily: only this function needs it
 

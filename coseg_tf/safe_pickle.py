@@ -38,12 +38,32 @@ class AllowListUnpickler(pickle.Unpickler):
         self._refuse = refuse
 
     def find_class(self, module: str, name: str) -> Any:
+        """Resolves a global the pickle references, only if it is allowed.
+
+        Args:
+          module: The global's module.
+          name: The global's name.
+
+        Returns:
+          What `allowed` maps (module, name) to.
+
+        Raises:
+          Exception: The error `refuse(module, name)` builds, for a global outside `allowed`.
+        """
         found = self._allowed.get((module, name))
         if found is None:
             raise self._refuse(module, name)
         return found
 
     def persistent_load(self, pid: Any) -> Any:
+        """Refuses persistent ids: the pickles read here have none.
+
+        Args:
+          pid: The persistent id found in the stream.
+
+        Raises:
+          pickle.UnpicklingError: Always.
+        """
         raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
 
 

@@ -459,7 +459,16 @@ class Trainer:
 
 
 def train(config: Mapping[str, Any], options: TrainOptions, **kwargs: Any) -> TrainResult:
-    """Builds a `Trainer` and runs it (see `Trainer` for the keyword arguments)."""
+    """Builds a `Trainer` and runs it (see `Trainer` for the keyword arguments).
+
+    Args:
+      config: A complete config.
+      options: How to run (model folder, epochs, precision, ...).
+      **kwargs: `Trainer`'s keyword arguments: `dataset_fn`, `steps_per_epoch`, `strategy`.
+
+    Returns:
+      What the run did.
+    """
     return Trainer(config, options, **kwargs).train()
 
 

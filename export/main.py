@@ -101,7 +101,17 @@ def _define_flags() -> None:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """ "256" -> (256, 256); "256x192" -> (256, 192) (height x width)."""
+    """ "256" -> (256, 256); "256x192" -> (256, 192) (height x width).
+
+    Args:
+      text: `--tflite_size`: "N" or "HxW".
+
+    Returns:
+      (height, width).
+
+    Raises:
+      app.UsageError: `text` is not N or HxW with positive integers.
+    """
     parts = text.lower().split("x")
     try:
         size = tuple(int(p) for p in parts)
