@@ -61,7 +61,17 @@ def _define_flags() -> None:
 
 
 def generate_data(root: str, num_videos: int, num_frames: int, seed: int) -> str:
-    """The synthetic set as side-by-side PNG strips (lossless, fast to decode); returns its root_dir."""
+    """The synthetic set as side-by-side PNG strips (lossless, fast to decode); returns its root_dir.
+
+    Args:
+      root: Folder to generate into; a set already there with the same counts and seed is reused.
+      num_videos: Videos to render.
+      num_frames: Frames per video.
+      seed: Seed of the set.
+
+    Returns:
+      The PNG layout's root_dir, `root/png`.
+    """
     from coseg_tf.data.synthetic import generate_synthetic_dataset
 
     marker = os.path.join(root, "ground_truth", "info.json")
@@ -82,7 +92,16 @@ def generate_data(root: str, num_videos: int, num_frames: int, seed: int) -> str
 
 
 def segment_videos(segmenter, frames: np.ndarray, batch: int = 64) -> np.ndarray:
-    """Segmentation [T, h, w, K+1] of a video's frames (inference mode)."""
+    """Segmentation [T, h, w, K+1] of a video's frames (inference mode).
+
+    Args:
+      segmenter: The Keras `SegmentationModule`.
+      frames: float32 [T, H, W, 3] frames in [0, 1].
+      batch: Frames per call.
+
+    Returns:
+      float32 [T, h, w, K+1] soft part maps.
+    """
     import tensorflow as tf
 
     out = []
@@ -93,7 +112,20 @@ def segment_videos(segmenter, frames: np.ndarray, batch: int = 64) -> np.ndarray
 
 
 def evaluate(segmenter, dataset_params: dict, data_root: str) -> tuple[float, dict]:
-    """Mean foreground IoU over every frame of every held-out video, and frames for the picture."""
+    """Mean foreground IoU over every frame of every held-out video, and frames for the picture.
+
+    Args:
+      segmenter: The Keras `SegmentationModule`.
+      dataset_params: The config's `dataset_params` (its test split is read).
+      data_root: The synthetic set's root, for its ground truth.
+
+    Returns:
+      (mean IoU, {"frames": count, "videos": count, "picks": (name, frame, segmentation, labels) of
+      each video's middle frame}).
+
+    Raises:
+      RuntimeError: The test split has no videos.
+    """
     from coseg_tf.data import iterate_videos, load_ground_truth
     from coseg_tf.metrics import foreground_iou
 
@@ -115,6 +147,13 @@ def part_scores(model_dir: str, data_root: str) -> dict[str, float]:
 
     NMI and ARI inside the foreground (pooled), issue 21's per-frame part NMI, and the landmark
     error of a linear regression from part centroids fitted on the training videos.
+
+    Args:
+      model_dir: The trained run's folder (read by `coseg-eval`'s `load_predictor`).
+      data_root: The synthetic set's root.
+
+    Returns:
+      `nmi_foreground`, `ari_foreground`, `part_nmi_fg` and `landmark_mae_sum_256` (NaN without landmarks).
     """
     from coseg_tf import evaluate as evaluate_lib
 
@@ -131,7 +170,17 @@ def part_scores(model_dir: str, data_root: str) -> dict[str, float]:
 
 
 def write_picture(picks: list, path: str, num_segments: int, scale: int = 4) -> str:
-    """Rows of [frame | predicted parts over it | predicted part map | ground-truth part map]."""
+    """Rows of [frame | predicted parts over it | predicted part map | ground-truth part map].
+
+    Args:
+      picks: The (name, frame, segmentation, labels) of `evaluate`.
+      path: The PNG to write.
+      num_segments: K, for the part colours.
+      scale: Zoom of the picture.
+
+    Returns:
+      The written path.
+    """
     import cv2
 
     from coseg_tf import visualize
@@ -157,6 +206,14 @@ def export_model(model_dir: str, output_dir: str, frame_size: tuple[int, int]) -
 
     A separate process: the export defines its own flags, and a failed export must not lose
     the training results already written.
+
+    Args:
+      model_dir: The trained run's folder (`--model`).
+      output_dir: The export's `--output_dir`.
+      frame_size: (height, width) of the TFLite models.
+
+    Returns:
+      True if the export exited with 0.
     """
     command = [
         sys.executable,

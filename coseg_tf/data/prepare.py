@@ -41,6 +41,14 @@ def _define_flags() -> None:
 
 
 def dataset_params_from_flags() -> dict:
+    """The source's `dataset_params`: the `--config`'s, overridden by the data flags.
+
+    Returns:
+      `dataset_params` with at least `root_dir`.
+
+    Raises:
+      app.UsageError: `--frame_shape` is not height,width, or no root_dir is given.
+    """
     params: dict = {}
     if FLAGS.config:
         from coseg_tf.config import config_path, load_config
