@@ -4,6 +4,8 @@ The commands run as subprocesses, as a user runs them; cases that need no traine
 share one process start each where they can (a TensorFlow start costs ~5 s).
 """
 
+import contextlib
+import logging
 import os
 import re
 import shutil
@@ -51,18 +53,46 @@ def _trainer(model_dir, config, steps_per_epoch=2, **options):
     )
 
 
+@contextlib.contextmanager
+def _eagerly():
+    """tf.functions run as plain Python: a step or three then cost a third of tracing the
+    training step (the same ops and values; the traced training loop is test_trainer's)."""
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(before)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A finished 2-step run of the tiny model (K = 4), checkpoints at steps 1 and 2."""
+    """A finished run of the tiny model (K = 4): (its folder, its TrainResult, what it logged).
+
+    3 steps, past the config's 1 epoch of 2 steps (the budget test reads its log), with
+    checkpoints at steps 1, 2 and 3.
+    """
     run = tmp_path_factory.mktemp("trained") / "run"
-    _trainer(run, _config(), checkpoint_every=1).train()
-    return run
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with _eagerly():
+            result = _trainer(run, _config(), checkpoint_every=1, max_steps=3).train()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return run, result, [record.getMessage() for record in records]
 
 
 @pytest.fixture
 def run(trained, tmp_path):
     """A copy of the trained run that a test may damage."""
-    shutil.copytree(trained, tmp_path / "run")
+    shutil.copytree(trained[0], tmp_path / "run")
     return tmp_path / "run"
 
 
@@ -114,7 +144,7 @@ def test_a_run_with_another_config_is_refused_before_anything_is_written(run):
 def test_a_checkpoint_of_another_model_is_not_taken_for_a_damaged_one(run, tmp_path):
     (run / "config.yaml").unlink()  # a run from before config.yaml was written
     other = _trainer(run, _config("model_params.common_params.num_segments=6"))
-    with pytest.raises(RunMismatchError, match=r"ckpt-2 holds a different model \(its "):
+    with pytest.raises(RunMismatchError, match=r"ckpt-3 holds a different model \(its "):
         other.restore_or_initialise()
     # and as initial weights
     fresh = _trainer(tmp_path / "fresh", _config("model_params.common_params.num_segments=6"))
@@ -261,11 +291,9 @@ def test_steps_set_the_budget_beyond_the_configs_epochs():
     assert budget(1, 36, max_steps=100, max_epochs=2) == (2, 72)
 
 
-def test_training_past_the_configs_epochs_says_its_budget_and_warns_when_tiny(run, caplog):
-    with caplog.at_level("INFO", logger="absl"):
-        result = _trainer(run, _config(), max_steps=3).train()  # the config: 1 epoch of 2 steps
+def test_training_past_the_configs_epochs_says_its_budget_and_warns_when_tiny(trained):
+    _, result, messages = trained  # 3 steps; the config: 1 epoch of 2 steps
     assert result.step == 3 and result.epoch == 1
-    messages = [r.getMessage() for r in caplog.records]
     assert "budget: 3 steps (2 epochs of 2 steps: 4 pairs per epoch / global batch 2)" in messages
     assert any(m.startswith("a budget of 3 steps is too short") for m in messages)
 
@@ -298,7 +326,8 @@ def test_every_size_the_architecture_takes_trains(name, overrides, tmp_path):
     trainer = _trainer(tmp_path / "run", config, steps_per_epoch=2, checkpoint_every=0)
     height, width = config["dataset_params"]["frame_shape"][:2]
     batch = _frames(1, (height, width))
-    losses, applied = trainer.task.run_step(batch)
+    with _eagerly():
+        losses, applied = trainer.task.run_step(batch)
     assert applied and all(np.isfinite(v) for v in losses.values()), losses
     out = trainer.task.model.segmenter(batch["target"], training=False)
     stride = round(1 / config["model_params"]["segmentation_module_params"]["scale_factor"])

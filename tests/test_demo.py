@@ -1,21 +1,57 @@
-"""The main job end to end on a tiny budget: data, training, IoU, picture, export."""
+"""The main job end to end on a tiny budget: data, training, IoU, picture, export.
 
+One demo run (a training and an export: most of this module's cost) is shared by the tests,
+and by every pytest-xdist worker; the export-failure case runs the demo again on a copy of it.
+"""
+
+import fcntl
 import json
 import os
+import shutil
+
+import pytest
 
 from coseg_tf.testing import run_module
 
+ARGS = ["--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
+ARGS += ["--steps", "2", "--mixed_precision", "off"]
 
-def test_demo_trains_evaluates_draws_and_exports(tmp_path):
-    workdir = tmp_path / "demo"
-    args = ["--output_dir", str(workdir), "--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
-    done = run_module("coseg_tf.demo", [*args, "--steps", "2", "--mixed_precision", "off"], timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "held-out foreground IoU:" in done.stdout and "export:" in done.stdout
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """(output_dir, {returncode, stdout, stderr}) of one demo run from scratch, made once per session.
+
+    pytest-xdist workers each have a base temp folder under one common folder of the run: the
+    first worker here runs the demo there, under a lock, and the others read what it left.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "demo_session"
+    folder.mkdir(exist_ok=True)
+    workdir, outcome = folder / "demo", folder / "outcome.json"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not outcome.exists():
+                shutil.rmtree(workdir, ignore_errors=True)  # a run that died half way
+                done = run_module("coseg_tf.demo", ["--output_dir", str(workdir), *ARGS], timeout=600)
+                outcome.write_text(
+                    json.dumps({"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr})
+                )
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return workdir, json.loads(outcome.read_text())
+
+
+def test_demo_trains_evaluates_draws_and_exports(demo_run):
+    workdir, done = demo_run
+    assert done["returncode"] == 0, done["stderr"][-3000:]
+    assert "held-out foreground IoU:" in done["stdout"] and "export:" in done["stdout"]
     results = json.loads((workdir / "results.json").read_text())
     assert 0.0 <= results["foreground_iou"] <= 1.0 and results["steps"] == 2
     # The part figures of coseg-eval beside the IoU (issue 21): printed and in results.json.
-    assert "held-out parts: NMI fg" in done.stdout
+    assert "held-out parts: NMI fg" in done["stdout"]
     for key in ("nmi_foreground", "ari_foreground", "part_nmi_fg"):
         assert -1.0 <= results[key] <= 1.0, (key, results[key])
     assert results["landmark_mae_sum_256"] > 0
@@ -27,14 +63,17 @@ def test_demo_trains_evaluates_draws_and_exports(tmp_path):
     assert json.loads((export / "export_report.json").read_text())["passed"] is True
 
 
-def test_demo_export_failure_keeps_the_results_and_exits_1(tmp_path):
+def test_demo_export_failure_keeps_the_results_and_exits_1(demo_run, tmp_path):
+    # The shared run's data and trained model, copied: the demo run again resumes the finished
+    # run (no training), evaluates and draws it, then its export fails.
+    finished, first = demo_run
+    assert first["returncode"] == 0, "the shared demo run failed: see the other demo test"
     workdir = tmp_path / "demo"
-    args = ["--output_dir", str(workdir), "--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
-    args += ["--steps", "2", "--mixed_precision", "off"]
-    workdir.mkdir()
+    for folder in ("data", "model"):
+        shutil.copytree(finished / folder, workdir / folder)
     (workdir / "export").write_text("a file where the export folder goes")
-    done = run_module("coseg_tf.demo", args, timeout=600)
-    assert done.returncode == 1
+    done = run_module("coseg_tf.demo", ["--output_dir", str(workdir), *ARGS], timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]
     assert "export:        FAILED" in done.stdout and "is a file, not a directory" in done.stderr
     results = json.loads((workdir / "results.json").read_text())
     assert results["export"] is None and results["steps"] == 2
