@@ -9,6 +9,7 @@ is an error naming its dotted path, because a typo silently ignored costs a trai
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -439,11 +440,15 @@ def read_yaml_mapping(path: str) -> dict[str, Any]:
       ConfigError: If the file is not YAML (the message names the line and column) or its
         top level is not a mapping.
     """
-    import tensorflow as tf
+    if "://" in path:  # a tf.io.gfile URL (gs://, hdfs://, ...)
+        import tensorflow as tf
 
-    if not tf.io.gfile.exists(path):
+        exists, open_file = tf.io.gfile.exists, tf.io.gfile.GFile
+    else:  # local files without importing TensorFlow, so a command refuses a bad config at once
+        exists, open_file = os.path.isfile, open
+    if not exists(path):
         raise FileNotFoundError(f"config file not found: {path}")
-    with tf.io.gfile.GFile(path, "r") as f:
+    with open_file(path, "r") as f:
         try:
             given = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:

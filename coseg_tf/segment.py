@@ -329,8 +329,6 @@ def _run(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]} (inputs go in --input)")
     if not FLAGS.input:
         raise app.UsageError("give at least one --input (image, folder or video)")
-    from coseg_tf.inference import load_segmenter
-
     options = Options(
         save_labels=FLAGS.save_labels,
         save_overlay=FLAGS.save_overlay,
@@ -344,6 +342,8 @@ def _run(argv: list[str]) -> None:
     )
     cli.check_output_dir(FLAGS.output_dir, "--output_dir")
     items = collect_inputs(FLAGS.input, options.folders_as_videos)
+    from coseg_tf.inference import load_segmenter  # after the input checks: bad input fails at once
+
     segmenter = load_segmenter(FLAGS.model, config_lib.config_path(FLAGS.config))
     segmenter.set_batch_size(FLAGS.batch_size)
     logging.info("segmenting %d input(s) with %s", len(items), segmenter)

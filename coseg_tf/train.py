@@ -107,9 +107,9 @@ def _run(argv: list[str]) -> int:
 
 def _train() -> int:
     """Trains as the flags say; returns the exit status (3: non-finite loss, 143: interrupted)."""
-    from coseg_tf import trainer
-
     config = cli.resolve_config(FLAGS.config, FLAGS.set, FLAGS.data_dir, FLAGS.variant)
+    from coseg_tf import trainer  # after the config's checks: a bad config is refused at once
+
     options = trainer.TrainOptions(
         model_dir=FLAGS.model_dir,
         strategy=FLAGS.strategy,
