@@ -1,11 +1,12 @@
 """Training speed: steps/s and images/s of full training steps, fp32 vs bf16 vs XLA, side by side.
 
   python benchmarks/training_speed.py [--sizes=64,256] [--modes=fp32,bf16,xla] [--json=out.json]
-      [--baseline=REV]
+      [--baseline=REV] [--set=section.key=value ...]
 
 `--baseline=REV` also times every case with the code of git revision REV (checked out into a
 temporary worktree and run there in a subprocess, case by case alternating with this tree's),
 so that a speed change is measured against its starting point in one run, on one machine.
+`--set` times a config variant (e.g. a shallower perceptual loss) beside each case of this tree.
 
 64x64: the synthetic config (its batch size); 256x256: the paper's Tai-Chi config at batch 4
 (the original PyTorch implementation takes about 8.5 s per step there on 2 CPU threads).
@@ -35,6 +36,12 @@ flags.DEFINE_list("modes", ["fp32", "bf16", "xla"], "fp32, bf16 (mixed_bfloat16)
 flags.DEFINE_integer("warmup", 2, "Untimed steps per case.")
 flags.DEFINE_integer("steps", 4, "Timed steps per case.")
 flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+flags.DEFINE_multi_string(
+    "set",
+    [],
+    "Config overrides of a variant timed beside each case of this tree (its rows are marked +set), "
+    "e.g. --set train_params.loss_weights.perceptual=[10,0,0,0,0]; repeatable.",
+)
 flags.DEFINE_string(
     "baseline", None, "A git revision to time side by side with this tree (e.g. a956108); needs git."
 )
@@ -48,13 +55,13 @@ CASES = {
 MODES = {"fp32": ("off", False), "bf16": ("mixed_bfloat16", False), "xla": ("off", True)}
 
 
-def measure(size: str, mode: str, warmup: int, steps: int) -> dict:
-    """Seconds per step of one (size, mode) case."""
+def measure(size: str, mode: str, warmup: int, steps: int, extra: list[str] | tuple[str, ...] = ()) -> dict:
+    """Seconds per step of one (size, mode) case, with `extra` config overrides if given."""
     from coseg_tf import config as config_lib
     from coseg_tf import trainer as trainer_lib
 
     name, overrides = CASES[size]
-    config = config_lib.load_config(config_lib.packaged_config_path(name), overrides)
+    config = config_lib.load_config(config_lib.packaged_config_path(name), [*overrides, *extra])
     batch = int(config["train_params"]["batch_size"])
     height, width, _ = config["dataset_params"]["frame_shape"]
     precision, xla = MODES[mode]
@@ -84,6 +91,7 @@ def measure(size: str, mode: str, warmup: int, steps: int) -> dict:
         "size": int(size),
         "config": name,
         "mode": mode,
+        "overrides": list(extra),
         "batch": batch,
         "seconds_per_step": seconds,
         "steps_per_second": 1.0 / seconds,
@@ -144,10 +152,14 @@ def remove_checkout(directory: str) -> None:
 
 def table(results: list[dict]) -> str:
     lines = [
-        f"{'size':>5} {'config':<16} {'mode':<5} {'batch':>5} {'s/step':>8} {'steps/s':>8} {'img/s':>8} "
+        f"{'size':>5} {'config':<16} {'mode':<13} {'batch':>5} {'s/step':>8} {'steps/s':>8} {'img/s':>8} "
         f"{'vs fp32':>8} {'vs PyTorch':>10}"
     ]
-    fp32 = {r["size"]: r["seconds_per_step"] for r in results if r["mode"] == "fp32" and "code" not in r}
+    fp32 = {
+        r["size"]: r["seconds_per_step"]
+        for r in results
+        if r["mode"] == "fp32" and "code" not in r and not r.get("overrides")
+    }
     baseline = {(r["size"], r["mode"]): r["seconds_per_step"] for r in results if "code" in r}
     if baseline:
         lines[0] += f" {'vs base':>8}"
@@ -157,8 +169,10 @@ def table(results: list[dict]) -> str:
             REFERENCE_SECONDS_PER_STEP_256 / r["seconds_per_step"] if r["size"] == 256 else float("nan")
         )
         mode = r["mode"] if "code" not in r else f"{r['mode']}@{r['code'][:7]}"
+        if r.get("overrides"):
+            mode += "+set"
         line = (
-            f"{r['size']:>5} {r['config']:<16} {mode:<5} {r['batch']:>5} {r['seconds_per_step']:>8.3f} "
+            f"{r['size']:>5} {r['config']:<16} {mode:<13} {r['batch']:>5} {r['seconds_per_step']:>8.3f} "
             f"{r['steps_per_second']:>8.3f} {r['images_per_second']:>8.2f} {speedup:>7.2f}x "
             + (f"{reference:>9.2f}x" if reference == reference else f"{'-':>10}")
         )
@@ -187,11 +201,15 @@ def main(argv: list[str]) -> None:
                     results.append({**base, "code": commit})
                 print(f"measuring {size}x{size} {mode} ...", file=sys.stderr, flush=True)
                 results.append(measure(size, mode, FLAGS.warmup, FLAGS.steps))
+                if FLAGS.set:
+                    print(f"measuring {size}x{size} {mode} with {FLAGS.set} ...", file=sys.stderr, flush=True)
+                    results.append(measure(size, mode, FLAGS.warmup, FLAGS.steps, FLAGS.set))
     finally:
         if worktree:
             remove_checkout(worktree)
     report = {
         "baseline": commit,
+        "set": FLAGS.set,
         "results": results,
         "tensorflow": tf.__version__,
         "cpu_threads": os.cpu_count(),

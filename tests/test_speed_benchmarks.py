@@ -43,6 +43,16 @@ def test_training_speed_table_compares_with_the_baseline_revision():
     assert "vs base" not in speed.table([_speed(64, "fp32", 0.4)])
 
 
+def test_training_speed_table_marks_the_variant_and_keeps_fp32_as_the_plain_config():
+    speed = _script("training_speed")
+    variant = {**_speed(64, "fp32", 0.25), "overrides": ["train_params.loss_weights.perceptual=[10,0,0,0,0]"]}
+    rows = [_speed(64, "fp32", 1.0, code="a956108" + "0" * 33), _speed(64, "fp32", 0.5), variant]
+    lines = speed.table(rows).splitlines()
+    assert "fp32+set" in lines[3] and "fp32+set" not in lines[2]
+    # "vs fp32" compares with this tree's plain fp32 row, "vs base" with the baseline revision.
+    assert lines[3].split()[-3:-1] == ["2.00x", "-"] and lines[3].split()[-1] == "4.00x"
+
+
 def test_step_profile_table_counts_the_segmenter_three_times():
     profile = _script("step_profile")
     result = {
