@@ -76,6 +76,15 @@ def _trainer(tmp_path, config=None, data=None, steps_per_epoch=4, **options):
     )
 
 
+@pytest.fixture
+def eager_steps():
+    """Runs the training step eagerly: for tests of the loop's logic over a few steps, cheaper
+    than tracing the step (the compiled step is what the variant and precision tests run)."""
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
 def _weights(trainer):
     return [v.numpy().copy() for m in trainer.task.modules for v in m.weights]
 
@@ -131,7 +140,7 @@ def test_learning_rate_steps_down_at_the_milestones():
     assert task_lib.learning_rate(1.0, 1, [1], warmup) == pytest.approx(0.02)
 
 
-def test_one_optimiser_per_module_with_the_configured_settings(tmp_path):
+def test_one_optimiser_per_module_with_the_configured_settings(tmp_path, eager_steps):
     config = _config(
         "train_params.lr_segmentation=1.0e-4",
         "train_params.adam_betas=[0.5, 0.9]",
@@ -171,7 +180,7 @@ def test_restart_optimizer_zeroes_steps_and_moments_and_keeps_the_rate(loss_scal
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(5e-4)
 
 
-def test_warmup_end_restarts_both_optimisers_also_on_resume(tmp_path):
+def test_warmup_end_restarts_both_optimisers_also_on_resume(tmp_path, eager_steps):
     """Adam starts afresh after the warm-up, also when resumed from the checkpoint written at
     the warm-up's end; a resume later on keeps the restarted state."""
     config = _config("train_params.segmentation_warmup={epochs: 1, factor: 0.5}", "train_params.num_epochs=3")
@@ -190,7 +199,7 @@ def test_warmup_end_restarts_both_optimisers_also_on_resume(tmp_path):
     assert iterations(later) == [2, 2]
 
 
-def test_resume_continues_exactly_where_training_stopped(tmp_path):
+def test_resume_continues_exactly_where_training_stopped(tmp_path, eager_steps):
     """Train 6 steps at once, or 3 + (new process state) 3: same weights, optimiser and step."""
     config = _config("train_params.num_epochs=2")
     data = _frames(6)
@@ -206,7 +215,7 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
     assert [int(t.task.optimizers[0].iterations.numpy()) for t in (whole, second)] == [6, 6]
 
 
-def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, eager_steps, caplog):
     trainer = _trainer(tmp_path, steps_per_epoch=4, checkpoint_every=2, keep_checkpoints=5)
     trainer.train()
     checkpoints = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints")).all_model_checkpoint_paths
@@ -224,7 +233,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     assert any("ckpt-4 is unreadable" in r.getMessage() for r in caplog.records)
 
 
-def test_non_finite_steps_are_skipped_counted_and_stop_training(tmp_path):
+def test_non_finite_steps_are_skipped_counted_and_stop_training(tmp_path, eager_steps):
     config = _config("train_params.max_nonfinite_steps=3", "train_params.num_epochs=10")
     data = _frames(2 * 8)
     data["source"][2 * 3 : 2 * 4] = np.nan  # step 4 (1-based) sees a NaN batch
@@ -304,8 +313,9 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path):
     second = {{name: t.task.run_step(_frames(4, seed=2))[0] for name, t in trainers.items()}}
     for key in first["default"]:
         np.testing.assert_allclose(first["mirrored"][key], first["default"][key], rtol=1e-5, err_msg=key)
-        # After one update: Adam divides by |gradient|, so rounding in near-zero gradients shows.
-        np.testing.assert_allclose(second["mirrored"][key], second["default"][key], rtol=1e-3, err_msg=key)
+        # After one update: Adam's first step is lr x sign(gradient), so near-zero gradients that
+        # round to the other sign (up to 1% of the weights, checked below) move a loss by up to ~1%.
+        np.testing.assert_allclose(second["mirrored"][key], second["default"][key], rtol=1e-2, err_msg=key)
     lr = config["train_params"]["lr_segmentation"]
     a = np.concatenate([u.ravel() for u in updates["default"]])
     b = np.concatenate([u.ravel() for u in updates["mirrored"]])
@@ -461,7 +471,7 @@ def test_training_killed_mid_run_resumes_to_the_same_step_count(tmp_path):
     assert (tmp_path / "model" / "config.yaml").exists() and (checkpoints / "config.yaml").exists()
 
 
-def test_sigterm_checkpoints_and_stops_then_resumes(tmp_path):
+def test_sigterm_checkpoints_and_stops_then_resumes(tmp_path, eager_steps):
     config = _config("train_params.num_epochs=2")
     trainer = _trainer(tmp_path, config, steps_per_epoch=2)
     original = trainer.task.train_step
