@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 def quiet_env(**extra: str) -> dict[str, str]:
@@ -21,3 +23,26 @@ def run_module(module: str, args: Sequence[str], timeout: float = 300) -> subpro
     """
     command = [sys.executable, "-m", module, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=quiet_env())
+
+
+@contextlib.contextmanager
+def built_once(marker: str) -> Iterator[bool]:
+    """Holds `marker`'s lock; yields whether the file `marker` still has to be written.
+
+    Parallel test processes (pytest-xdist workers) share one folder: the first builds what the
+    marker stands for and writes the marker last, the others wait on the lock and then read
+    what it built.
+
+    Args:
+      marker: Path of the file that says the shared thing is complete.
+
+    Yields:
+      True if the caller must build it (and write `marker`), False if it is already built.
+    """
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    with open(marker + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield not os.path.exists(marker)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -13,12 +13,9 @@ float checks of part swap do not depend on training).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -28,7 +25,7 @@ import tensorflow as tf
 from coseg_tf import config as config_lib
 from coseg_tf.data import synthetic, video_io
 from coseg_tf.model import CosegModel, build_modules
-from coseg_tf.testing import run_module
+from coseg_tf.testing import built_once, run_module
 
 # The puppet's parts, in label order after the background (0).
 PARTS = ("torso", "head", "left_arm", "right_arm")
@@ -178,22 +175,6 @@ def fit_generator(
 _CACHE: dict[str, Any] = {}
 
 
-@contextlib.contextmanager
-def _built_once(marker: str) -> Iterator[bool]:
-    """Holds `marker`'s lock; yields whether the file `marker` still has to be written.
-
-    Parallel test processes (pytest-xdist workers) share one base folder: the first builds
-    what the marker stands for, the others wait on the lock and then read it from disk.
-    """
-    os.makedirs(os.path.dirname(marker), exist_ok=True)
-    with open(marker + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield not os.path.exists(marker)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def trained_run(base: str) -> dict[str, Any]:
     """Once per `base`: puppet data and a fitted tiny model saved as the trainer saves a run.
 
@@ -209,7 +190,7 @@ def trained_run(base: str) -> dict[str, Any]:
     run_dir = os.path.join(base, "run")
     keras_path = os.path.join(run_dir, "final", "model.keras")
     fit_path = os.path.join(run_dir, "fit.json")
-    with _built_once(fit_path) as build:
+    with built_once(fit_path) as build:
         if build:
             keras.utils.set_random_seed(0)
             root = write_dataset(os.path.join(base, "data"))
@@ -261,7 +242,7 @@ def full_export(base: str) -> dict[str, Any]:
     run = trained_run(base)
     out = os.path.join(base, "exported")
     record = os.path.join(base, "export_process.json")
-    with _built_once(record) as build:
+    with built_once(record) as build:
         if build:
             args = ["--model", run["keras_path"], "--output_dir", out, "--tflite_size", "64"]
             result = run_export(args)

@@ -22,16 +22,20 @@ def parity_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def export_session(tmp_path_factory) -> str:
-    """Folder of the fitted tiny run and its full export (export/testing.py), built once.
+def shared_tmp(tmp_path_factory) -> pathlib.Path:
+    """A temp folder common to every test process of the run, for what is built once for all.
 
-    pytest-xdist workers each have a base temp folder under one common folder of the run;
-    the fixture points them all at that common folder, where the first builds and the others read.
+    pytest-xdist workers each have a base temp folder under one common folder of the run; what
+    goes here is built by the first process under `coseg_tf.testing.built_once` and read by the others.
     """
     base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    return str(base / "export_session")
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def export_session(shared_tmp) -> str:
+    """Folder of the fitted tiny run and its full export (export/testing.py), built once."""
+    return str(shared_tmp / "export_session")
 
 
 @pytest.fixture

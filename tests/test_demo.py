@@ -4,43 +4,31 @@ One demo run (a training and an export: most of this module's cost) is shared by
 and by every pytest-xdist worker; the export-failure case runs the demo again on a copy of it.
 """
 
-import fcntl
 import json
 import os
 import shutil
 
 import pytest
 
-from coseg_tf.testing import run_module
+from coseg_tf.testing import built_once, run_module
 
 ARGS = ["--config", "tiny", "--num_videos", "10", "--num_frames", "6"]
 ARGS += ["--steps", "2", "--mixed_precision", "off"]
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """(output_dir, {returncode, stdout, stderr}) of one demo run from scratch, made once per session.
-
-    pytest-xdist workers each have a base temp folder under one common folder of the run: the
-    first worker here runs the demo there, under a lock, and the others read what it left.
-    """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder = base / "demo_session"
-    folder.mkdir(exist_ok=True)
+def demo_run(shared_tmp):
+    """(output_dir, {returncode, stdout, stderr}) of one demo run from scratch, made once per session
+    for every test process (the first runs it, the others read what it left)."""
+    folder = shared_tmp / "demo_session"
     workdir, outcome = folder / "demo", folder / "outcome.json"
-    with open(folder / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not outcome.exists():
-                shutil.rmtree(workdir, ignore_errors=True)  # a run that died half way
-                done = run_module("coseg_tf.demo", ["--output_dir", str(workdir), *ARGS], timeout=600)
-                outcome.write_text(
-                    json.dumps({"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr})
-                )
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with built_once(str(outcome)) as build:
+        if build:
+            shutil.rmtree(workdir, ignore_errors=True)  # a run that died half way
+            done = run_module("coseg_tf.demo", ["--output_dir", str(workdir), *ARGS], timeout=600)
+            outcome.write_text(
+                json.dumps({"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr})
+            )
     return workdir, json.loads(outcome.read_text())
 
 

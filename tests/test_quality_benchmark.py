@@ -1,6 +1,5 @@
 """benchmarks/quality.py as a user runs it, on its seconds-long k-means floor over a tiny set."""
 
-import fcntl
 import json
 import os
 import shutil
@@ -9,7 +8,7 @@ import sys
 
 import pytest
 
-from coseg_tf.testing import quiet_env
+from coseg_tf.testing import built_once, quiet_env
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "quality.py")
 TINY = ["--num_videos=10", "--num_frames=8", "--frames_per_video=2", "--runs=kmeans_w1"]
@@ -33,28 +32,17 @@ def read_metrics(tmp_path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def kmeans_table(tmp_path_factory):
-    """The tiny set's k-means-only table, made once per session by the script; tests copy it.
-
-    pytest-xdist workers each have a base temp folder under one common folder of the run: the
-    first worker here makes the table there, under a lock, and the others find it made.
-    """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    table = base / "quality_kmeans_table"
-    table.mkdir(exist_ok=True)
-    with open(table / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not (table / "made").exists():
-                for folder in ("work", "results"):  # what a run that died half way left
-                    shutil.rmtree(table / folder, ignore_errors=True)
-                done = run_quality(table)
-                assert done.returncode == 0, done.stderr
-                (table / "made").write_text("")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def kmeans_table(shared_tmp):
+    """The tiny set's k-means-only table, made once per session by the script for every test
+    process (the first makes it, the others find it made); tests copy it."""
+    table = shared_tmp / "quality_kmeans_table"
+    with built_once(str(table / "made")) as build:
+        if build:
+            for folder in ("work", "results"):  # what a run that died half way left
+                shutil.rmtree(table / folder, ignore_errors=True)
+            done = run_quality(table)
+            assert done.returncode == 0, done.stderr
+            (table / "made").write_text("")
     return table
 
 
