@@ -7,6 +7,7 @@ share one process start each where they can (a TensorFlow start costs ~5 s).
 import contextlib
 import logging
 import os
+import pathlib
 import re
 import shutil
 import zipfile
@@ -479,17 +480,22 @@ def _cases(files, out, synthetic_root, original):
     ]
 
 
-def test_every_command_refuses_bad_input_in_one_line(tmp_path, synthetic_set, parity_dir):
-    from concurrent.futures import ThreadPoolExecutor
+_CASE_IDS = [
+    f"{command}-{culprits[0]}" for _, command, _, culprits, _ in _cases(pathlib.Path("f"), "o", "s", "p")
+]
 
+
+@pytest.mark.parametrize("index", range(len(_CASE_IDS)), ids=_CASE_IDS)
+def test_every_command_refuses_bad_input_in_one_line(index, tmp_path, synthetic_set, parity_dir):
+    """Each kind of bad input reaches its command as a user runs it (a test per case, so that the
+    test processes share them out)."""
     files = _bad_files(tmp_path / "files")
     out = tmp_path / "out"
     cases = _cases(files, out, synthetic_set, parity_dir / "full.pth.tar")
-    with ThreadPoolExecutor(2) as pool:  # the machine's two cores; each process is mostly start-up
-        results = list(pool.map(lambda case: run_module(case[0], case[2], timeout=240), cases))
-    for (_, command, args, culprits, written), result in zip(cases, results, strict=True):
-        _assert_refused(result, command, *culprits)
-        assert written is None or not os.path.exists(written), (args, os.listdir(os.path.dirname(written)))
+    module, command, args, culprits, written = cases[index]
+    result = run_module(module, args, timeout=240)
+    _assert_refused(result, command, *culprits)
+    assert written is None or not os.path.exists(written), (args, os.listdir(os.path.dirname(written)))
     assert (files / "a_file").read_text() == "a file where a folder goes"
 
 

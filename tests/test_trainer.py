@@ -79,7 +79,7 @@ def _trainer(tmp_path, config=None, data=None, steps_per_epoch=4, **options):
 @pytest.fixture
 def eager_steps():
     """Runs the training step eagerly: for tests of the loop's logic over a few steps, cheaper
-    than tracing the step (the compiled step is what the variant and precision tests run)."""
+    than tracing the step (the compiled step is what the precision, mirrored and parity tests run)."""
     tf.config.run_functions_eagerly(True)
     yield
     tf.config.run_functions_eagerly(False)
@@ -98,7 +98,7 @@ def _lowers_the_loss(trainer, steps=5, max_skipped=0):
 
 
 @pytest.mark.parametrize("variant", config_lib.VARIANTS)
-def test_every_variant_lowers_the_loss_on_a_fixed_batch(tmp_path, variant):
+def test_every_variant_lowers_the_loss_on_a_fixed_batch(tmp_path, variant, eager_steps):
     trainer = _trainer(tmp_path, _config(variant=variant))
     first, last = _lowers_the_loss(trainer)
     assert np.isfinite(sum(last.values()))

@@ -71,7 +71,6 @@ def _run(argv: list[str]) -> None:
     del argv
     from coseg_tf.data import video_io
     from coseg_tf.data.catalog import DatasetStats
-    from coseg_tf.data.tfrecords import convert_to_tfrecords
 
     params = dataset_params_from_flags()
     cli.check_output_dir(FLAGS.output_dir, "--output_dir")
@@ -80,6 +79,8 @@ def _run(argv: list[str]) -> None:
         raise video_io.DatasetError(
             f"--data_dir (dataset_params.root_dir) {params['root_dir']} does not exist or is not a folder"
         )
+    from coseg_tf.data.tfrecords import convert_to_tfrecords  # TensorFlow: after the checks above
+
     stats = DatasetStats(params["root_dir"])
     start = time.time()
     manifest = convert_to_tfrecords(
