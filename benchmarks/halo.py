@@ -66,18 +66,19 @@ def rings(masks: np.ndarray) -> dict[str, np.ndarray]:
 
 def held_out_pairs(data_dir: str, layout: str, per_video: int, seed: int):
     """Yields (source frames, target frames, source masks, target masks) per held-out video."""
+    from coseg_tf import fileio
     from coseg_tf.data import video_io
 
-    info = json.loads(video_io.read_bytes(video_io.join(data_dir, "ground_truth", "info.json")))
+    info = json.loads(fileio.read_bytes(fileio.join(data_dir, "ground_truth", "info.json")))
     size = int(info["size"])
     rng = np.random.default_rng(seed)
-    videos = video_io.list_videos(video_io.join(data_dir, layout, "test"))
+    videos = video_io.list_videos(fileio.join(data_dir, layout, "test"))
     if not videos:
         raise app.UsageError(f"no test videos under {data_dir}/{layout}/test")
     for source in videos:
         frames = video_io.load_frames(source, (size, size)).astype(np.float32) / 255.0
-        gt_path = video_io.join(data_dir, "ground_truth", "test", f"{source.name}.npz")
-        with np.load(io.BytesIO(video_io.read_bytes(gt_path))) as gt:
+        gt_path = fileio.join(data_dir, "ground_truth", "test", f"{source.name}.npz")
+        with np.load(io.BytesIO(fileio.read_bytes(gt_path))) as gt:
             masks = gt["mask"]
         pairs = np.stack([rng.choice(len(frames), 2, replace=False) for _ in range(per_video)])
         yield frames[pairs[:, 0]], frames[pairs[:, 1]], masks[pairs[:, 0]], masks[pairs[:, 1]]
@@ -207,15 +208,15 @@ def main(argv: list[str]) -> None:
     del argv
     if not FLAGS.runs or not FLAGS.data_dir:
         raise app.UsageError("give --runs=name=model_dir,... and --data_dir")
-    from coseg_tf.data import video_io
+    from coseg_tf import fileio
 
-    info = video_io.join(FLAGS.data_dir, "ground_truth", "info.json")
-    if not video_io.exists(info):
+    info = fileio.join(FLAGS.data_dir, "ground_truth", "info.json")
+    if not fileio.exists(info):
         raise app.UsageError(f"--data_dir {FLAGS.data_dir} is not a synthetic set: {info} not found")
     runs = {}  # every entry checked before the minutes of work on the first
     for entry in FLAGS.runs:
         name, _, model_dir = entry.partition("=")
-        if not name or not video_io.isdir(video_io.join(model_dir, "final")):
+        if not name or not fileio.isdir(fileio.join(model_dir, "final")):
             raise app.UsageError(f"--runs entry {entry!r}: expected name=model_dir with a final/ folder")
         runs[name] = model_dir
     reports = {}

@@ -19,6 +19,7 @@ from typing import Any
 from absl import app, flags, logging
 
 from coseg_tf import config as config_lib
+from coseg_tf import fileio
 from coseg_tf.errors import CosegError
 
 # Exit statuses shared by the commands (beyond 0): the work ran but did not pass (an export
@@ -73,8 +74,9 @@ def check_output_dir(path: str, flag: str) -> None:
     Raises:
       CosegError: If `path` cannot be used as an output directory.
     """
-    if "://" in path:
+    if fileio.is_remote(path):
         return
+    path = fileio.local_path(path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise CosegError(f"{flag}={path} is a file, not a directory")
     existing = os.path.abspath(path)

@@ -9,13 +9,13 @@ is an error naming its dotted path, because a typo silently ignored costs a trai
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 from absl import logging
 
+from coseg_tf import fileio
 from coseg_tf.errors import CosegError
 
 # The --mixed_precision choices of every command that trains (see trainer.resolve_precision).
@@ -440,15 +440,10 @@ def read_yaml_mapping(path: str) -> dict[str, Any]:
       ConfigError: If the file is not YAML (the message names the line and column) or its
         top level is not a mapping.
     """
-    if "://" in path:  # a tf.io.gfile URL (gs://, hdfs://, ...)
-        import tensorflow as tf
-
-        exists, open_file = tf.io.gfile.exists, tf.io.gfile.GFile
-    else:  # local files without importing TensorFlow, so a command refuses a bad config at once
-        exists, open_file = os.path.isfile, open
-    if not exists(path):
+    # Local files are read without importing TensorFlow, so a command refuses a bad config at once.
+    if not fileio.exists(path) or fileio.isdir(path):
         raise FileNotFoundError(f"config file not found: {path}")
-    with open_file(path, "r") as f:
+    with fileio.open_file(path, "r") as f:
         try:
             given = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
@@ -619,11 +614,9 @@ def config_path(name_or_path: str | None) -> str | None:
     Raises:
       FileNotFoundError: If it is neither a path nor a packaged config's name.
     """
-    import os
-
     if name_or_path is None:
         return None
-    if os.path.exists(name_or_path) or "://" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+    if fileio.is_url(name_or_path) or fileio.exists(name_or_path) or name_or_path.endswith((".yaml", ".yml")):
         return name_or_path
     return packaged_config_path(name_or_path)
 

@@ -39,6 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from coseg_tf import fileio
 from coseg_tf.data import video_io
 from coseg_tf.errors import CosegError
 
@@ -147,26 +148,26 @@ def read_synthetic(
       GroundTruthError: `info.json` is missing, unreadable or incomplete, no video folder exists, or there
         are no test videos.
     """
-    info_path = video_io.join(root, "ground_truth", "info.json")
-    if not video_io.exists(info_path):
+    info_path = fileio.join(root, "ground_truth", "info.json")
+    if not fileio.exists(info_path):
         raise GroundTruthError(f"{root} is not a synthetic set: {info_path} not found (made by coseg-synth)")
     try:
-        info = json.loads(video_io.read_bytes(info_path))
+        info = json.loads(fileio.read_bytes(info_path))
     except ValueError as e:
         raise GroundTruthError(f"{info_path}: not readable JSON ({e})") from None
     missing = [key for key in ("size", "joint_names", "part_names") if key not in info]
     if missing:
         raise GroundTruthError(f"{info_path}: no {', '.join(missing)} (made by another coseg-synth?)")
     if layout is None:
-        available = [f for f in _SYNTHETIC_LAYOUTS if video_io.isdir(video_io.join(root, f))]
+        available = [f for f in _SYNTHETIC_LAYOUTS if fileio.isdir(fileio.join(root, f))]
         if not available:
             raise GroundTruthError(f"no video folder ({', '.join(_SYNTHETIC_LAYOUTS)}) under {root}")
         layout = available[0]
     size = int(info["size"])
     splits = {}
     for split in ("train", "test"):
-        folder = video_io.join(root, layout, split)
-        if not video_io.isdir(folder):
+        folder = fileio.join(root, layout, split)
+        if not fileio.isdir(folder):
             continue
         videos = video_io.list_videos(folder)
         if videos:
@@ -195,7 +196,7 @@ def read_synthetic_ground_truth(path: str, size: int, num_landmarks: int) -> dic
     import zipfile
 
     try:
-        with np.load(io.BytesIO(video_io.read_bytes(path))) as gt:
+        with np.load(io.BytesIO(fileio.read_bytes(path))) as gt:
             arrays = {name: gt[name] for name in gt.files}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise GroundTruthError(f"{path}: not a readable .npz of ground truth ({e})") from None
@@ -223,8 +224,8 @@ def _synthetic_split(
 ) -> EvalSplit:
     items, identities, landmarks, where = [], [], [], []
     for v, source in enumerate(videos):
-        gt_path = video_io.join(root, "ground_truth", split, f"{source.name}.npz")
-        if not video_io.exists(gt_path):
+        gt_path = fileio.join(root, "ground_truth", split, f"{source.name}.npz")
+        if not fileio.exists(gt_path):
             raise GroundTruthError(f"no ground truth {gt_path} for video {source.path}")
         gt = read_synthetic_ground_truth(gt_path, size, len(info["joint_names"]))
         num_frames = gt["labels"].shape[0]
@@ -246,7 +247,7 @@ def _synthetic_split(
                 cache.clear()  # videos are visited in order: keep one decoded
                 source = videos[v]
                 frames = video_io.load_frames(source, (size, size))
-                gt_path = video_io.join(root, "ground_truth", split, f"{source.name}.npz")
+                gt_path = fileio.join(root, "ground_truth", split, f"{source.name}.npz")
                 label_maps = read_synthetic_ground_truth(gt_path, size, len(info["joint_names"]))["labels"]
                 if len(frames) != len(label_maps):
                     raise GroundTruthError(
@@ -278,13 +279,13 @@ def _synthetic_split(
 
 
 def _list_images(folder: str) -> list[str]:
-    names = [n.rstrip("/") for n in video_io.listdir(folder)]
+    names = [n.rstrip("/") for n in fileio.listdir(folder)]
     return sorted(n for n in names if os.path.splitext(n)[1].lower() in video_io.IMAGE_EXTENSIONS)
 
 
 def _decode_gray(path: str) -> np.ndarray:
     """A single-channel image as stored (uint8/uint16); the first channel of a colour image."""
-    image = cv2.imdecode(np.frombuffer(video_io.read_bytes(path), np.uint8), cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(np.frombuffer(fileio.read_bytes(path), np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise GroundTruthError(f"cannot decode image {path}")
     return image if image.ndim == 2 else image[..., 0]
@@ -300,8 +301,8 @@ def _read_mask(path: str) -> np.ndarray:
 def _find(folder: str, name: str) -> str | None:
     """`folder/name`, else `folder/<stem>.png`: masks and parts are usually PNG beside JPEG images."""
     for candidate in (name, os.path.splitext(name)[0] + ".png"):
-        path = video_io.join(folder, candidate)
-        if video_io.exists(path):
+        path = fileio.join(folder, candidate)
+        if fileio.exists(path):
             return path
     return None
 
@@ -313,7 +314,7 @@ def _folder_loader(
         images, masks, labels = [], [], []
         for i in indices:
             name = names[i]
-            image = video_io.decode_image(video_io.read_bytes(video_io.join(image_dir, name)), name)
+            image = video_io.decode_image(fileio.read_bytes(fileio.join(image_dir, name)), name)
             if image.shape[:2] != size:
                 raise GroundTruthError(
                     f"{name} is {image.shape[1]}x{image.shape[0]} but the set's images are "
@@ -346,7 +347,7 @@ def _folder_loader(
 
 
 def _first_image_size(image_dir: str, names: list[str]) -> tuple[int, int]:
-    image = video_io.decode_image(video_io.read_bytes(video_io.join(image_dir, names[0])), names[0])
+    image = video_io.decode_image(fileio.read_bytes(fileio.join(image_dir, names[0])), names[0])
     return int(image.shape[0]), int(image.shape[1])
 
 
@@ -374,7 +375,7 @@ def read_landmark_csv(path: str) -> tuple[dict[str, np.ndarray], dict[str, str],
     Raises:
       GroundTruthError: A malformed header, a row of the wrong length, or a coordinate that is not a number.
     """
-    reader = csv.reader(io.StringIO(video_io.read_bytes(path).decode("utf-8")))
+    reader = csv.reader(io.StringIO(fileio.read_bytes(path).decode("utf-8")))
     header = [h.strip() for h in next(reader, [])]
     if not header or header[0] != "name":
         raise GroundTruthError(f"{path}: the first column must be 'name' (got {header[:1]})")
@@ -445,19 +446,19 @@ def read_plain(root: str) -> dict[str, EvalSplit]:
     """
     splits = {}
     for split in ("train", "test"):
-        image_dir = video_io.join(root, split, "images")
-        if not video_io.isdir(image_dir):
+        image_dir = fileio.join(root, split, "images")
+        if not fileio.isdir(image_dir):
             continue
         names = _list_images(image_dir)
         if not names:
             continue
-        mask_dir = video_io.join(root, split, "masks")
-        part_dir = video_io.join(root, split, "parts")
-        mask_dir = mask_dir if video_io.isdir(mask_dir) else None
-        part_dir = part_dir if video_io.isdir(part_dir) else None
+        mask_dir = fileio.join(root, split, "masks")
+        part_dir = fileio.join(root, split, "parts")
+        mask_dir = mask_dir if fileio.isdir(mask_dir) else None
+        part_dir = part_dir if fileio.isdir(part_dir) else None
         table, identity_table, landmark_names = {}, {}, None
-        csv_path = video_io.join(root, split, "landmarks.csv")
-        if video_io.exists(csv_path):
+        csv_path = fileio.join(root, split, "landmarks.csv")
+        if fileio.exists(csv_path):
             table, identity_table, landmark_names = read_landmark_csv(csv_path)
         size = _first_image_size(image_dir, names)
         identities = [_match(identity_table, n) or identity_of(n) for n in names]
@@ -507,8 +508,8 @@ def read_original(
 
     splits = {}
     for split, table_path in (("train", train_landmarks), ("test", test_landmarks)):
-        image_dir = video_io.join(root, split)
-        if not video_io.isdir(image_dir):
+        image_dir = fileio.join(root, split)
+        if not fileio.isdir(image_dir):
             continue
         names = _list_images(image_dir)
         if not names:
@@ -520,8 +521,8 @@ def read_original(
             table = {k: np.where(v == -1, np.nan, v) for k, v in table.items()}
         mask_dir = None
         if masks_dir:
-            per_split = video_io.join(masks_dir, split)
-            mask_dir = per_split if video_io.isdir(per_split) else masks_dir
+            per_split = fileio.join(masks_dir, split)
+            mask_dir = per_split if fileio.isdir(per_split) else masks_dir
         size = _first_image_size(image_dir, names)
         splits[split] = EvalSplit(
             name=split,

@@ -33,7 +33,7 @@ import numpy as np
 from numpy._core import multiarray as _np_multiarray
 from numpy._core import numeric as _np_numeric
 
-from coseg_tf import safe_pickle
+from coseg_tf import fileio, safe_pickle
 from coseg_tf.errors import CosegError
 
 __all__ = ["PickleTableError", "UnsafePickleError", "read_dataframe_pickle"]
@@ -320,14 +320,7 @@ def read_dataframe_pickle(path: str, *, trust: bool = False) -> dict[str, list[A
             f"{path} is a pickle, and unpickling can run code; pass --trust_pickles if you trust "
             "this file (it is then read with an allow-list of DataFrame types, never with pickle.load)"
         )
-    if "://" in path:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "rb") as f:
-            data = f.read()
-    else:
-        with open(path, "rb") as f:
-            data = f.read()
+    data = fileio.read_bytes(path)
     unpickler = safe_pickle.AllowListUnpickler(
         io.BytesIO(data), _ALLOWED, functools.partial(_refusal, path), encoding="latin1"
     )

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from coseg_tf import safe_pickle
+from coseg_tf import fileio, safe_pickle
 from coseg_tf.errors import CosegError
 
 __all__ = ["CheckpointReadError", "UnsafeCheckpointError", "read_state_file", "read_torch_checkpoint"]
@@ -463,7 +463,7 @@ def read_torch_checkpoint(path: str) -> Any:
 
     Every tensor becomes a C-contiguous numpy array of its dtype and shape (bfloat16 -> float32),
     `OrderedDict`s become dicts, other values stay as they are. The file is read through
-    `tf.io.gfile`, so `gs://` paths work. Raises `UnsafeCheckpointError` if the pickle names any
+    `coseg_tf.fileio`, so `gs://` paths work. Raises `UnsafeCheckpointError` if the pickle names any
     global besides tensor/storage rebuilders and `OrderedDict`, `ValueError` if the file is
     malformed, `FileNotFoundError` if it does not exist (`OSError` if it cannot be read).
 
@@ -477,22 +477,19 @@ def read_torch_checkpoint(path: str) -> Any:
       FileNotFoundError: There is no file at `path`.
       OSError: The file cannot be read.
     """
-    import tensorflow as tf  # lazily: only this function needs it
-
+    if not fileio.exists(path):
+        raise FileNotFoundError(f"torch checkpoint not found: {path}")
     try:
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"torch checkpoint not found: {path}")
-        with tf.io.gfile.GFile(path, "rb") as f:
-            data = f.read()
-    except tf.errors.OpError as exc:
-        raise OSError(f"cannot read torch checkpoint {path}: {exc.message}") from exc
+        data = fileio.read_bytes(path)
+    except Exception as exc:  # OSError locally, tf.errors.OpError from a cloud file system
+        raise OSError(f"cannot read torch checkpoint {path}: {exc}") from exc
     return _load_bytes(data, path)
 
 
 def read_state_file(path: str) -> Any:
     """Reads a weights file: a torch checkpoint (`.pth`, `.pth.tar`) or an `.npz` of arrays.
 
-    Both are read through `tf.io.gfile`, without PyTorch and without unpickling anything
+    Both are read through `coseg_tf.fileio`, without PyTorch and without unpickling anything
     beyond what `read_torch_checkpoint` allows.
 
     Args:
@@ -509,10 +506,8 @@ def read_state_file(path: str) -> Any:
     """
     if not path.endswith(".npz"):
         return read_torch_checkpoint(path)
-    import tensorflow as tf
-
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
+        with fileio.open_file(path, "rb") as f:
             return dict(np.load(f, allow_pickle=False))
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # empty, truncated, foreign
         raise CheckpointReadError(f"{path}: not a readable .npz of weights ({e})") from None

@@ -116,20 +116,21 @@ def collect_inputs(paths: list[str], folders_as_videos: bool = False) -> list[It
       InputFileError: A path does not exist, a folder has no images, a file is neither image nor video, or two
         inputs would get the same output name.
     """
+    from coseg_tf import fileio
     from coseg_tf.data import video_io
 
     items: list[Item] = []
     for path in paths:
-        if not video_io.exists(path):
+        if not fileio.exists(path):
             raise InputFileError(f"input not found: {path}")
-        if video_io.isdir(path):
+        if fileio.isdir(path):
             if folders_as_videos:
                 items.append(Item(output_stem(path), path, True))
                 continue
             files = video_io.list_frame_files(path)
             if not files:
                 raise InputFileError(f"no images ({', '.join(video_io.IMAGE_EXTENSIONS)}) in folder {path}")
-            items += [Item(output_stem(f), video_io.join(path, f), False) for f in files]
+            items += [Item(output_stem(f), fileio.join(path, f), False) for f in files]
             continue
         ext = os.path.splitext(path)[1].lower()
         if ext in video_io.VIDEO_EXTENSIONS:
@@ -162,10 +163,11 @@ def read_image(path: str) -> np.ndarray:
     Raises:
       InputFileError: The file cannot be read or decoded.
     """
+    from coseg_tf import fileio
     from coseg_tf.data import video_io
 
     try:
-        return video_io.decode_image(video_io.read_bytes(path), path)
+        return video_io.decode_image(fileio.read_bytes(path), path)
     except (OSError, ValueError) as e:
         reason = str(e)
         raise InputFileError(reason if path in reason else f"cannot read image {path}: {reason}") from None

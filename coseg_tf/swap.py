@@ -119,9 +119,10 @@ def read_source(path: str, frame: int = 0) -> np.ndarray:
     Raises:
       InputFileError: `path` does not exist or the video has no frame `frame`.
     """
+    from coseg_tf import fileio
     from coseg_tf.data import video_io
 
-    if not video_io.exists(path):
+    if not fileio.exists(path):
         raise InputFileError(f"source not found: {path}")
     if os.path.splitext(path)[1].lower() in video_io.IMAGE_EXTENSIONS:
         return read_image(path)
@@ -143,9 +144,9 @@ def read_target(path: str) -> np.ndarray:
     Raises:
       InputFileError: `path` does not exist.
     """
-    from coseg_tf.data import video_io
+    from coseg_tf import fileio
 
-    if not video_io.exists(path):
+    if not fileio.exists(path):
         raise InputFileError(f"target not found: {path}")
     return read_frames(path)
 

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from coseg_tf import fileio
 from coseg_tf.data import video_io
 
 DEFAULT_FPS = 25.0
@@ -334,11 +335,11 @@ def video_fps(path: str, default: float = DEFAULT_FPS) -> float:
 
         from PIL import Image
 
-        with Image.open(io.BytesIO(video_io.read_bytes(path))) as image:
+        with Image.open(io.BytesIO(fileio.read_bytes(path))) as image:
             duration = image.info.get("duration") or 0
         return 1000.0 / duration if duration > 0 else default
     if ext in video_io.VIDEO_EXTENSIONS:
-        with video_io.local_copy(path) as local:
+        with fileio.local_copy(path) as local:
             capture = cv2.VideoCapture(local)
             try:
                 fps = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+from coseg_tf import fileio
 from coseg_tf.data import video_io
 from coseg_tf.data.video_io import DatasetError, VideoReadError, VideoSource
 
@@ -184,12 +185,12 @@ def split_sources(params: Mapping[str, Any], split: str) -> list[VideoSource]:
     if not root:
         raise DatasetError("dataset_params.root_dir is not set")
     root = str(root).rstrip("/")
-    if not video_io.exists(root) or not video_io.isdir(root):
+    if not fileio.exists(root) or not fileio.isdir(root):
         raise DatasetError(f"dataset root_dir {root} does not exist or is not a folder")
-    has_split_folders = any(video_io.isdir(video_io.join(root, s)) for s in SPLITS)
+    has_split_folders = any(fileio.isdir(fileio.join(root, s)) for s in SPLITS)
     if has_split_folders:
-        folder = video_io.join(root, split)
-        if not video_io.isdir(folder):
+        folder = fileio.join(root, split)
+        if not fileio.isdir(folder):
             raise DatasetError(f"dataset {root} has split folders but no '{split}' folder")
         return video_io.list_videos(folder)
     sources = video_io.list_videos(root)

@@ -69,13 +69,14 @@ def dataset_params_from_flags() -> dict:
 
 def _run(argv: list[str]) -> None:
     del argv
+    from coseg_tf import fileio
     from coseg_tf.data import video_io
     from coseg_tf.data.catalog import DatasetStats
 
     params = dataset_params_from_flags()
     cli.check_output_dir(FLAGS.output_dir, "--output_dir")
     # Checked before the output folder is made, which the conversion does first.
-    if not video_io.isdir(params["root_dir"]):
+    if not fileio.isdir(params["root_dir"]):
         raise video_io.DatasetError(
             f"--data_dir (dataset_params.root_dir) {params['root_dir']} does not exist or is not a folder"
         )

@@ -47,6 +47,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from coseg_tf import fileio
 from coseg_tf.data import video_io
 
 PART_NAMES = (
@@ -674,8 +675,8 @@ def generate_synthetic_dataset(
         raise ValueError("need num_videos >= 1, num_frames >= 2 and size >= 16")
     if size % 2 and any(f in VIDEO_FORMATS for f in formats):
         raise ValueError(f"mp4/mov/avi need an even frame size, got {size}")
-    remote = "://" in root and not root.startswith("file://")
-    local_root = tempfile.mkdtemp(prefix="coseg-synth-") if remote else root.removeprefix("file://")
+    remote = fileio.is_remote(root)
+    local_root = tempfile.mkdtemp(prefix="coseg-synth-") if remote else fileio.local_path(root)
     num_identities = math.ceil(num_videos / clips_per_identity)
     jobs = [(v // clips_per_identity, v % clips_per_identity) for v in range(num_videos)]
     order = np.random.default_rng([seed, 0x5E7]).permutation(num_identities)

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from coseg_tf import fileio
 from coseg_tf.data import catalog, video_io
 from coseg_tf.data.augment import finish_pair
 from coseg_tf.data.catalog import DatasetStats, PairRequest
@@ -62,7 +63,7 @@ def is_tfrecord_dataset(root: str) -> bool:
     Returns:
       True if the manifest file exists there.
     """
-    return video_io.exists(video_io.join(str(root), MANIFEST_NAME))
+    return fileio.exists(fileio.join(str(root), MANIFEST_NAME))
 
 
 def read_manifest(root: str) -> dict[str, Any]:
@@ -77,8 +78,8 @@ def read_manifest(root: str) -> dict[str, Any]:
     Raises:
       DatasetError: The manifest is not of this format and version.
     """
-    path = video_io.join(root, MANIFEST_NAME)
-    manifest = json.loads(video_io.read_bytes(path).decode("utf-8"))
+    path = fileio.join(root, MANIFEST_NAME)
+    manifest = json.loads(fileio.read_bytes(path).decode("utf-8"))
     if manifest.get("format") != FORMAT_NAME or manifest.get("version") != FORMAT_VERSION:
         raise DatasetError(f"{path} is not a {FORMAT_NAME} v{FORMAT_VERSION} manifest")
     return manifest
@@ -209,7 +210,7 @@ def convert_to_tfrecords(
                 continue
             if writer is None:
                 shards.append(f"{split}-{len(shards):05d}.tfrecord")
-                writer = tf.io.TFRecordWriter(video_io.join(out_dir, shards[-1]))
+                writer = tf.io.TFRecordWriter(fileio.join(out_dir, shards[-1]))
                 shard_bytes = 0
             record = _video_example(cat.videos[i].source.name, encoded, height, width)
             writer.write(record)
@@ -230,7 +231,7 @@ def convert_to_tfrecords(
     if not manifest["splits"]:
         raise DatasetError(f"nothing to convert in {root}")
     manifest["skipped"] = stats.skipped
-    with tf.io.gfile.GFile(video_io.join(out_dir, MANIFEST_NAME), "w") as f:
+    with tf.io.gfile.GFile(fileio.join(out_dir, MANIFEST_NAME), "w") as f:
         json.dump(manifest, f, indent=1)
     return manifest
 
@@ -288,7 +289,7 @@ def pair_dataset(request: PairRequest) -> tf.data.Dataset:
     num_pipelines, pipeline_id, shuffle = request.num_pipelines, request.pipeline_id, request.shuffle
     root = str(params["root_dir"]).rstrip("/")
     manifest, info = _split_info(root, request.split)
-    files = [video_io.join(root, s) for s in info["shards"]]
+    files = [fileio.join(root, s) for s in info["shards"]]
     videos = info["videos"]
     if params["id_sampling"]:
         per_identity = collections.Counter(v["name"].split("#")[0] for v in videos)
@@ -387,7 +388,7 @@ def video_dataset(
     """
     root = str(params["root_dir"]).rstrip("/")
     manifest, info = _split_info(root, split)
-    files = [video_io.join(root, s) for s in info["shards"]]
+    files = [fileio.join(root, s) for s in info["shards"]]
     decode_one = _decoder(manifest["frame_shape"], catalog.frame_size(params))
     height, width = catalog.frame_size(params)
     ds = tf.data.TFRecordDataset(files)

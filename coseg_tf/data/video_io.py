@@ -10,26 +10,24 @@ decode cache); `read_video` gives the float32 [0, 1] frames the model consumes.
 `write_video` writes every one of these layouts (local paths only): the synthetic data set,
 the test fixtures and the commands' videos all go through it.
 
-Paths go through `tf.io.gfile` when they are not local, so `gs://...` roots work; TensorFlow
-is only imported in that case, which keeps this module usable from the synthetic-data
-command without paying for a TensorFlow import.
+Paths go through `coseg_tf.fileio`: `gs://...` roots work, and TensorFlow is only imported for
+them, which keeps this module usable from the synthetic-data command without paying for a
+TensorFlow import.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from coseg_tf.errors import CosegError
+from coseg_tf.fileio import is_remote, isdir, join, listdir, local_copy, local_path, read_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif")
@@ -63,125 +61,6 @@ class VideoSource:
     def identity(self) -> str:
         """The identity part of `name`: everything before the first '#' (the whole name if none)."""
         return self.name.split("#")[0]
-
-
-def is_remote(path: str) -> bool:
-    """True for paths only `tf.io.gfile` can open (gs://, s3://, ...).
-
-    Args:
-      path: A local path, `file://` URL or cloud URL.
-
-    Returns:
-      True if `path` has a scheme other than `file://`.
-    """
-    return "://" in path and not path.startswith("file://")
-
-
-def _local(path: str) -> str:
-    return path[len("file://") :] if path.startswith("file://") else path
-
-
-def join(*parts: str) -> str:
-    """Joins path parts with '/', which both local and cloud paths accept.
-
-    Args:
-      *parts: Path components; the first may be a local path or a cloud URL.
-
-    Returns:
-      The parts joined by single '/' separators.
-    """
-    return "/".join([parts[0].rstrip("/")] + [p.strip("/") for p in parts[1:]])
-
-
-def exists(path: str) -> bool:
-    """Whether a local or cloud path exists.
-
-    Args:
-      path: A local path or cloud URL (`tf.io.gfile` opens the latter).
-
-    Returns:
-      True if the file or folder exists.
-    """
-    if is_remote(path):
-        import tensorflow as tf
-
-        return tf.io.gfile.exists(path)
-    return os.path.exists(_local(path))
-
-
-def isdir(path: str) -> bool:
-    """Whether a local or cloud path is a folder.
-
-    Args:
-      path: A local path or cloud URL (`tf.io.gfile` opens the latter).
-
-    Returns:
-      True if `path` is a folder.
-    """
-    if is_remote(path):
-        import tensorflow as tf
-
-        return tf.io.gfile.isdir(path)
-    return os.path.isdir(_local(path))
-
-
-def listdir(path: str) -> list[str]:
-    """Entry names of a folder (folders possibly with a trailing '/' on cloud storage).
-
-    Args:
-      path: A local folder or cloud URL of a folder.
-
-    Returns:
-      The entry names (not paths), in the order the file system gives them.
-    """
-    if is_remote(path):
-        import tensorflow as tf
-
-        return list(tf.io.gfile.listdir(path))
-    return os.listdir(_local(path))
-
-
-def read_bytes(path: str) -> bytes:
-    """The whole content of a local or cloud file.
-
-    Args:
-      path: A local path or cloud URL (`tf.io.gfile` opens the latter).
-
-    Returns:
-      The file's bytes.
-    """
-    if is_remote(path):
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read()
-    with open(_local(path), "rb") as f:
-        return f.read()
-
-
-@contextlib.contextmanager
-def local_copy(path: str) -> Iterator[str]:
-    """A local file path for decoders that need one (FFmpeg); copies cloud files to a temp file.
-
-    Args:
-      path: A local path or cloud URL.
-
-    Yields:
-      A local path: `path` itself for local files, else a temporary copy deleted on exit.
-    """
-    if not is_remote(path):
-        yield _local(path)
-        return
-    import tensorflow as tf
-
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as out, tf.io.gfile.GFile(path, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-        yield tmp
-    finally:
-        os.unlink(tmp)
 
 
 def _natural_key(name: str) -> list:
@@ -351,7 +230,7 @@ def probe_num_frames(source: VideoSource, frame_width: int) -> int:
             raise VideoReadError(f"cannot read GIF: {e}") from None
     if is_remote(source.path):
         return -1  # unknown until decoded; copying the file just to count frames is not worth it
-    capture = cv2.VideoCapture(_local(source.path))
+    capture = cv2.VideoCapture(local_path(source.path))
     try:
         if not capture.isOpened():
             raise VideoReadError("cannot open video")
