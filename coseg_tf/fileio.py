@@ -121,12 +121,7 @@ def read_bytes(path: str) -> bytes:
     Returns:
       The file's bytes.
     """
-    if is_remote(path):
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read()
-    with open(local_path(path), "rb") as f:
+    with open_file(path, "rb") as f:
         return f.read()
 
 
