@@ -31,9 +31,9 @@ from coseg_tf import weights as weights_lib
 from coseg_tf.errors import CosegError
 from coseg_tf.generator import ReconstructionModule
 from coseg_tf.model import CosegModel, build_modules
+from coseg_tf.pth_reader import ORIGINAL_SUFFIXES
 from coseg_tf.segmenter import SegmentationModule
 
-ORIGINAL_SUFFIXES = (".pth.tar", ".pth", ".tar", ".npz")
 # What a model path can point to (`resolve_model_path`).
 KINDS = ("keras", "checkpoint", "original", "saved_model", "tflite")
 

@@ -39,6 +39,10 @@ _LEGACY_PROTOCOL = 1001
 _MAX_EXPANDED_ELEMENTS = 1 << 28
 
 
+# The original implementation's weight files, and their `.npz` conversion: what this module reads.
+ORIGINAL_SUFFIXES = (".pth.tar", ".pth", ".tar", ".npz")
+
+
 class UnsafeCheckpointError(CosegError):
     """The checkpoint's pickle names a global outside the allow-list; nothing from it was run."""
 

@@ -344,6 +344,7 @@ def _run(argv: list[str]) -> None:
     )
     cli.check_output_dir(FLAGS.output_dir, "--output_dir")
     items = collect_inputs(FLAGS.input, options.folders_as_videos)
+    cli.check_weights_file(FLAGS.model)
     from coseg_tf.inference import load_segmenter  # after the input checks: bad input fails at once
 
     segmenter = load_segmenter(FLAGS.model, config_lib.config_path(FLAGS.config))

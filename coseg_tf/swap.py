@@ -240,8 +240,6 @@ def _run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     parts = parse_parts(FLAGS.parts)
-    from coseg_tf.inference import PartSwapper
-
     settings = SwapSettings(
         parts=parts,
         soft=FLAGS.mask == "soft",
@@ -257,6 +255,9 @@ def _run(argv: list[str]) -> None:
     else:
         outputs = output_paths(output_dir, FLAGS.target, dict.fromkeys(FLAGS.video_formats))
     cli.check_output_dir(output_dir, "--output_dir")
+    cli.check_weights_file(FLAGS.model)
+    from coseg_tf.inference import PartSwapper  # after the checks above: bad input fails at once
+
     swapper = PartSwapper.load(FLAGS.model, config_lib.config_path(FLAGS.config), batch_size=FLAGS.batch_size)
     logging.info("part swap with %s", swapper.segmenter)
     info = swap_video(swapper, FLAGS.source, FLAGS.target, outputs, settings, FLAGS.source_frame)

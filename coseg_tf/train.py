@@ -108,7 +108,8 @@ def _run(argv: list[str]) -> int:
 def _train() -> int:
     """Trains as the flags say; returns the exit status (3: non-finite loss, 143: interrupted)."""
     config = cli.resolve_config(FLAGS.config, FLAGS.set, FLAGS.data_dir, FLAGS.variant)
-    from coseg_tf import trainer  # after the config's checks: a bad config is refused at once
+    cli.check_weights_file(FLAGS.init_weights)
+    from coseg_tf import trainer  # after the checks above: a bad config or weights file fails at once
 
     options = trainer.TrainOptions(
         model_dir=FLAGS.model_dir,

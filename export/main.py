@@ -282,6 +282,7 @@ def _write_tflite(
 
 
 def _run(argv: list[str]) -> int:
+    cli.check_weights_file(FLAGS.model)  # before TensorFlow loads: a damaged weights file fails at once
     from coseg_tf.export.tflite import ConversionError
 
     if not FLAGS["verbosity"].present:

@@ -27,13 +27,20 @@ def test_local_configs_and_weights_are_read_without_importing_tensorflow(tmp_pat
     """What lets a command refuse a bad local file before it pays for importing TensorFlow."""
     (tmp_path / "c.yaml").write_text("train_params:\n  batch_size: 2\n")
     np.savez(tmp_path / "w.npz", **{"segmentation_module/a": np.ones(2)})
-    yaml_path, npz_path = str(tmp_path / "c.yaml"), str(tmp_path / "w.npz")
+    (tmp_path / "bad.pth.tar").write_bytes(b"PK\x03\x04 cut short")
+    yaml_path, npz_path, bad_path = (str(tmp_path / n) for n in ("c.yaml", "w.npz", "bad.pth.tar"))
     code = textwrap.dedent(
         f"""
         import sys
-        from coseg_tf import config, pth_reader
+        from coseg_tf import cli, config, pth_reader
         assert config.read_yaml_mapping({yaml_path!r}) == {{"train_params": {{"batch_size": 2}}}}
         assert list(pth_reader.read_state_file({npz_path!r})) == ["segmentation_module/a"]
+        cli.check_weights_file({npz_path!r})
+        try:
+            cli.check_weights_file({bad_path!r})
+            raise SystemExit("a truncated checkpoint passed the check")
+        except pth_reader.CheckpointReadError as e:
+            assert "bad.pth.tar" in str(e), e
         print("tensorflow" in sys.modules)
         """
     )
