@@ -138,12 +138,9 @@ def local_copy(path: str) -> Iterator[str]:
     if not is_remote(path):
         yield local_path(path)
         return
-    import tensorflow as tf
-
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(suffix=suffix)
+    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
     try:
-        with os.fdopen(fd, "wb") as out, tf.io.gfile.GFile(path, "rb") as src:
+        with os.fdopen(fd, "wb") as out, open_file(path, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
         yield tmp
     finally:

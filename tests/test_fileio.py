@@ -47,3 +47,15 @@ def test_local_configs_and_weights_are_read_without_importing_tensorflow(tmp_pat
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=quiet_env())
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_a_cloud_file_is_read_and_copied_through_tf_io_gfile():
+    import tensorflow as tf
+
+    url = "ram://coseg-fileio/a.bin"  # TensorFlow's in-memory file system stands in for gs://
+    with tf.io.gfile.GFile(url, "wb") as f:
+        f.write(b"cloud")
+    assert fileio.is_remote(url) and fileio.exists(url) and fileio.read_bytes(url) == b"cloud"
+    with fileio.local_copy(url) as local:
+        assert not fileio.is_url(local) and open(local, "rb").read() == b"cloud"
+    assert not fileio.exists(local)  # the temporary copy is gone
