@@ -3,9 +3,8 @@
 import json
 import os
 import subprocess
-import sys
 
-from coseg_tf.testing import quiet_env
+from coseg_tf.testing import run_python
 
 SCRIPT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "data_families.py"
@@ -14,15 +13,15 @@ TINY = ["--num_videos=10", "--num_frames=8", "--frames_per_video=2"]
 
 
 def run_script(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        SCRIPT,
-        *TINY,
-        f"--workdir={tmp_path / 'work'}",
-        f"--output={tmp_path / 'results' / 'families.json'}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=quiet_env())
+    return run_python(
+        [
+            SCRIPT,
+            *TINY,
+            f"--workdir={tmp_path / 'work'}",
+            f"--output={tmp_path / 'results' / 'families.json'}",
+            *args,
+        ]
+    )
 
 
 def test_both_families_floors_side_by_side(tmp_path):

@@ -6,8 +6,6 @@ The model is the tiny config fitted for a few dozen steps on synthetic puppets
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,8 +14,11 @@ import tensorflow as tf
 
 from coseg_tf import graphs, model_files
 from coseg_tf.export import saved_model, testing, verify
+from coseg_tf.testing import run_python
 
 SIGNATURES = ("serving_default", "serve_uint8", "serve_bytes", "part_swap")
+# TensorFlow's `saved_model_cli` console script, as `python -m` of the module it calls.
+SAVED_MODEL_CLI = ["-m", "tensorflow.python.tools.saved_model_cli"]
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +58,7 @@ def test_tf_serving_layout(exported, version_dir):
 
 
 def test_saved_model_cli_show_lists_every_signature(version_dir):
-    out = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
-            "show",
-            "--dir",
-            version_dir,
-            "--all",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    out = run_python([*SAVED_MODEL_CLI, "show", "--dir", version_dir, "--all"], timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     for name in SIGNATURES:
         assert f"signature_def['{name}']" in out.stdout
@@ -88,24 +77,10 @@ def test_saved_model_cli_show_lists_every_signature(version_dir):
 
 
 def _saved_model_cli_run(version_dir, signature, args, outdir):
-    return subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
-            "run",
-            "--dir",
-            version_dir,
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            signature,
-            *args,
-            "--outdir",
-            str(outdir),
-        ],
-        capture_output=True,
-        text=True,
+    return run_python(
+        [*SAVED_MODEL_CLI, "run", "--dir", version_dir, "--tag_set", "serve", "--signature_def", signature]
+        + [*args, "--outdir", str(outdir)],
         timeout=180,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
 
@@ -178,14 +153,7 @@ def test_fresh_tensorflow_only_process_calls_every_signature(version_dir, tmp_pa
     )
     path = tmp_path / "client.py"
     path.write_text(script)
-    result = subprocess.run(
-        [sys.executable, str(path), version_dir],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    result = run_python([str(path), version_dir], cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["project_modules"] == []

@@ -3,12 +3,11 @@
 import importlib.util
 import os
 import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-from coseg_tf.testing import quiet_env
+from coseg_tf.testing import run_python
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "halo.py")
 spec = importlib.util.spec_from_file_location("halo_benchmark", SCRIPT)
@@ -72,9 +71,7 @@ def test_a_planted_halo_is_found_and_cleaning_the_target_removes_its_loss():
 
 
 def run_halo(*flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, SCRIPT, *flags], capture_output=True, text=True, timeout=120, env=quiet_env()
-    )
+    return run_python([SCRIPT, *flags], timeout=120)
 
 
 def test_the_script_names_a_bad_runs_entry_before_any_work(tmp_path):

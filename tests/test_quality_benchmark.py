@@ -4,26 +4,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from coseg_tf.testing import built_once, quiet_env
+from coseg_tf.testing import built_once, run_python
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "quality.py")
 TINY = ["--num_videos=10", "--num_frames=8", "--frames_per_video=2", "--runs=kmeans_w1"]
 
 
 def run_quality(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        SCRIPT,
-        *TINY,
-        f"--workdir={tmp_path / 'work'}",
-        f"--results_dir={tmp_path / 'results'}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=quiet_env())
+    return run_python(
+        [SCRIPT, *TINY, f"--workdir={tmp_path / 'work'}", f"--results_dir={tmp_path / 'results'}", *args]
+    )
 
 
 def read_metrics(tmp_path) -> dict:

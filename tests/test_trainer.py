@@ -23,7 +23,7 @@ from coseg_tf import config as config_lib
 from coseg_tf import distribute
 from coseg_tf import task as task_lib
 from coseg_tf import trainer as trainer_lib
-from coseg_tf.testing import quiet_env, run_module
+from coseg_tf.testing import quiet_env, run_module, run_python
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -263,15 +263,7 @@ def test_non_finite_steps_are_skipped_counted_and_stop_training(tmp_path, eager_
 
 
 def _run_python(code, env=None, timeout=240):
-    full_env = quiet_env(**(env or {}))
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_python(["-c", textwrap.dedent(code)], cwd=REPO, env=quiet_env(**(env or {})), timeout=timeout)
 
 
 _COMMON = f"""
