@@ -67,12 +67,37 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
         squares = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.square(x - mean), axes))
         return mean, squares / count, count
 
+    def _fusable(self, x: tf.Tensor) -> bool:
+        """Whether TensorFlow's fused kernel computes this layer's training step: channels-last
+        4-D frames, scale and offset, and statistics of this replica alone."""
+        context = tf.distribute.get_replica_context()
+        synchronised = self.synchronized and context is not None and context.num_replicas_in_sync > 1
+        return len(x.shape) == 4 and self.axis in (-1, 3) and self.center and self.scale and not synchronised
+
     def call(
         self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None
     ) -> tf.Tensor:
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
         x = tf.cast(inputs, tf.float32)  # statistics in float32 under mixed precision, as Keras does
+        if self._fusable(x):
+            # One kernel (and one gradient kernel) for the statistics, the normalisation and the
+            # running averages: the same two-pass variance and n / (n - 1) correction, a fraction of
+            # the ops to trace and dispatch.
+            out, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=x,
+                scale=self.gamma,
+                offset=self.beta,
+                mean=self.moving_mean,
+                variance=self.moving_variance,
+                epsilon=self.epsilon,
+                exponential_avg_factor=1.0 - self.momentum,
+                data_format="NHWC",
+                is_training=True,
+            )
+            self.moving_mean.assign(mean)
+            self.moving_variance.assign(variance)
+            return tf.cast(out, self.compute_dtype)
         mean, variance, count = self._statistics(x)
         unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
