@@ -24,26 +24,6 @@ def _frames(seed=0, batch=2):
     }
 
 
-@pytest.mark.parametrize("variant", config_lib.VARIANTS)
-def test_a_training_step_changes_both_modules(variant):
-    model = build_model(_config(variant), seed=0)
-    frames = _frames()
-    modules = [model.segmenter, model.generator]
-    before = [[v.numpy().copy() for v in m.trainable_variables] for m in modules]
-    optimizers = [keras.optimizers.Adam(1e-3, beta_1=0.5, beta_2=0.999) for _ in modules]
-    with tf.GradientTape() as tape:
-        losses = model(frames, training=True)["losses"]
-        total = tf.add_n(list(losses.values()))
-    assert np.isfinite(total.numpy())
-    grads = tape.gradient(total, [m.trainable_variables for m in modules])
-    for module, optimizer, module_grads, old in zip(modules, optimizers, grads, before, strict=True):
-        optimizer.apply_gradients(zip(module_grads, module.trainable_variables, strict=True))
-        changed = sum(
-            not np.array_equal(v.numpy(), o) for v, o in zip(module.trainable_variables, old, strict=True)
-        )
-        assert changed > 0, f"{module.name} did not change in variant {variant}"
-
-
 @pytest.mark.parametrize("variant,expect_gradient", [("full", False), ("v_backprop", True)])
 def test_visibility_gradient_to_the_target_background(variant, expect_gradient):
     model = build_model(_config(variant), seed=0)
