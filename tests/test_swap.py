@@ -224,9 +224,14 @@ def test_swapping_every_part_moves_every_foreground_pixel_toward_the_source(swap
             unswapped.frames - wanted, axis=-1
         )
         shares.append(float(closer[inside].mean()))
-        # The background (mask 0 up to the soft maps' tails) stays the target's.
-        outside = swapped.masks < 0.01
-        assert outside.mean() > 0.5
+        # The target's background (less the same border) mostly stays the target's: mask 0 up to
+        # the soft maps' tails, which reach a few pixels into it.
+        background = np.stack(
+            [cv2.erode((lab == 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for lab in labels]
+        )
+        step = background.shape[1] // swapped.masks.shape[1]  # the masks are at the maps' size
+        untouched = (swapped.masks < 0.01)[background[:, ::step, ::step]].mean()
+        assert untouched > 0.5, untouched
     assert min(shares) >= 0.95, shares
 
 
