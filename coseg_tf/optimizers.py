@@ -37,8 +37,8 @@ class TorchAdam(keras.optimizers.Adam):
         """
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         tf.raw_ops.ResourceApplyAdam(
@@ -48,8 +48,8 @@ class TorchAdam(keras.optimizers.Adam):
             beta1_power=beta_1_power,
             beta2_power=beta_2_power,
             lr=tf.cast(learning_rate, dtype),
-            beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
             epsilon=self.epsilon * tf.sqrt(1.0 - beta_2_power),
             grad=tf.cast(gradient, dtype),
         )

@@ -164,6 +164,7 @@ class _Server:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.log.close()
 
 
 _SERVERS: list[_Server] = []
@@ -174,7 +175,7 @@ def _server(env: Mapping[str, str]) -> _Server | None:
     if os.environ.get("COSEG_TEST_FORK", "1") == "0" or not hasattr(os, "fork"):
         return None
     if _SERVERS and _SERVERS[0].process.poll() is not None:
-        _SERVERS.pop()  # it stopped: start another
+        _SERVERS.pop().close()  # it stopped: start another
     if not _SERVERS:
         _SERVERS.append(_Server(quiet_env()))
         atexit.register(_SERVERS[-1].close)
