@@ -101,3 +101,30 @@ def test_other_interpreter_start_up_variables_get_a_fresh_interpreter(tmp_path):
     env = testing.quiet_env(PYTHONPATH=str(tmp_path))
     done = testing.run_python(["-c", "import extra_module; print(extra_module.VALUE)"], env=env)
     assert done.returncode == 0 and done.stdout == "7\n", done.stderr
+
+
+# A command that leaves work for the interpreter's exit: a non-daemon thread still writing, an
+# atexit handler, and an exit status from `sys.exit`.
+ENDING = textwrap.dedent(
+    """
+    import atexit, sys, threading, time
+
+    def late():
+        time.sleep(0.5)
+        print("thread done", flush=True)
+
+    threading.Thread(target=late).start()
+    atexit.register(lambda: print("atexit ran"))
+    sys.exit(int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1])
+    """
+)
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_a_command_ends_as_the_interpreter_ends_it(fork, monkeypatch):
+    monkeypatch.setenv("COSEG_TEST_FORK", fork)
+    for status, returncode in (("0", 0), ("300", 300 & 0xFF), ("gave up", 1)):
+        done = testing.run_python(["-c", ENDING, status])
+        assert done.returncode == returncode, (status, done.stderr)
+        assert sorted(done.stdout.splitlines()) == ["atexit ran", "thread done"], done.stdout
+        assert done.stderr.strip().endswith("gave up") == (status == "gave up"), done.stderr
