@@ -47,6 +47,16 @@ def _config(*overrides, variant="full", batch=2):
     )
 
 
+# One scale, one VGG layer and a one-level hourglass: every kind of op of the step in a smaller
+# graph, for the tests whose cost is tracing or compiling it (XLA's first step: 22 instead of
+# 31 CPU-s; the two-replica step: 30 instead of 40 s for its test).
+SMALL_GRAPH = (
+    "train_params.scales=[1]",
+    "train_params.loss_weights.perceptual=[10,0,0,0,0]",
+    "model_params.segmentation_module_params.num_blocks=1",
+)
+
+
 def _frames(n, seed=0):
     """Smooth random frames (a blurred noise field), so that reconstruction is learnable."""
     rng = np.random.default_rng(seed)
@@ -119,12 +129,8 @@ def test_every_variant_lowers_the_loss_on_a_fixed_batch(tmp_path, variant, eager
     "precision,xla", [("mixed_bfloat16", False), ("mixed_float16", False), ("off", True)]
 )
 def test_mixed_precision_and_xla_train(tmp_path, precision, xla):
-    # XLA compiles the whole step, in time that grows with the graph: one scale, one VGG layer
-    # and a one-level hourglass still hold every kind of op of the step (first step: 22
-    # instead of 31 CPU-s).
-    smaller = ["train_params.scales=[1]", "train_params.loss_weights.perceptual=[10,0,0,0,0]"]
-    smaller += ["model_params.segmentation_module_params.num_blocks=1"]
-    trainer = _trainer(tmp_path, _config(*smaller) if xla else None, mixed_precision=precision, xla=xla)
+    # XLA compiles the whole step, in time that grows with the graph (see SMALL_GRAPH).
+    trainer = _trainer(tmp_path, _config(*SMALL_GRAPH) if xla else None, mixed_precision=precision, xla=xla)
     if precision != "off":
         conv = trainer.task.model.generator.bottleneck[0].conv1
         assert conv.compute_dtype == precision.removeprefix("mixed_")
@@ -287,7 +293,7 @@ _COMMON = f"""
     sys.path.insert(0, {str(REPO / "tests")!r})
     import numpy as np
     import tensorflow as tf
-    from test_trainer import _config, _dataset_fn, _frames, _weights
+    from test_trainer import SMALL_GRAPH, _config, _dataset_fn, _frames, _weights
     from coseg_tf import distribute
     from coseg_tf import trainer as trainer_lib
 """
@@ -299,7 +305,7 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path):
         + f"""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    config = _config(batch=4)
+    config = _config(*SMALL_GRAPH, batch=4)
     trainers = {{}}
     for name in ("default", "mirrored"):
         options = trainer_lib.TrainOptions(model_dir={str(tmp_path)!r} + "/" + name, strategy=name,
